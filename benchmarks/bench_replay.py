@@ -1,0 +1,90 @@
+"""Replay / catch-up throughput: the exporter's full read path against the bare limits.
+
+    python benchmarks/bench_replay.py [-n 1000000] [--runs 3]
+
+Prints lines/s for: reading lines, reading + orjson.loads (the parse limit), and the exporter's
+real path (tailer → native parser → metrics, as the daemon runs its initial read), medians of runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import generate
+
+from llm_log_exporter.daemon import Config, Exporter
+
+
+def bare_read(path: str) -> int:
+    n = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            n += chunk.count(b"\n")
+    return n
+
+
+def bare_orjson(path: str) -> int:
+    n = 0
+    loads = orjson.loads
+    with open(path, "rb") as f:
+        for line in f:
+            loads(line)
+            n += 1
+    return n
+
+
+def exporter_read(path: str) -> int:
+    exporter = Exporter(Config(files=[path], poll=True, format="native"))
+    exporter.tailer.poll_once()
+    exporter.tailer.close()
+    stats = exporter.store.files[path]
+    return stats.lines["parsed"]
+
+
+def timed(fn, path: str, runs: int) -> tuple[float, int]:
+    times = []
+    count = 0
+    for _ in range(runs):
+        start = time.perf_counter()
+        count = fn(path)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--file", help="use this file instead of generating one")
+    args = parser.parse_args()
+    path = args.file or os.path.join(tempfile.gettempdir(), f"llm-bench-{args.n}.jsonl")
+    if not os.path.exists(path):
+        print(f"generating {args.n} lines into {path} ...", file=sys.stderr)
+        generate.write(path, args.n)
+    size_mb = os.path.getsize(path) / 1e6
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"orjson {orjson.__version__}; file: {size_mb:.0f} MB")
+    print(f"{'case':<40} {'seconds':>8} {'lines/s':>12} {'MB/s':>8}")
+    for name, fn in (("read lines (bytes)", bare_read), ("read + orjson.loads (parse limit)", bare_orjson),
+                     ("exporter: tailer → native → metrics", exporter_read)):
+        seconds, count = timed(fn, path, args.runs)
+        print(f"{name:<40} {seconds:8.2f} {count / seconds:12,.0f} {size_mb / seconds:8.1f}")
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this process: {rss_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from llm_log_exporter.cli import main
+
+main()

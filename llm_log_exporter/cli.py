@@ -1,0 +1,98 @@
+"""Command line: thin click wrappers over plain functions (every option also from LLM_LOG_EXPORTER_*)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+
+import click
+
+from llm_log_exporter import __version__
+from llm_log_exporter.metrics import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS
+from llm_log_exporter.parsers import names as format_names
+
+ENV_PREFIX = "LLM_LOG_EXPORTER"
+_NAMESPACE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def parse_buckets(text: str) -> tuple[float, ...]:
+    """``"0.1,0.5,1"`` → sorted, distinct, finite, positive bucket bounds."""
+    try:
+        values = sorted({float(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of numbers") from None
+    if not values or any(not 0 < v < float("inf") for v in values):
+        raise click.BadParameter(f"{text!r}: bounds must be finite and positive")
+    return tuple(values)
+
+
+def _buckets(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, ...] | None:
+    return parse_buckets(value) if value is not None else None
+
+
+def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not _NAMESPACE.match(value):
+        raise click.BadParameter(f"{value!r} is not a valid metric name prefix")
+    return value
+
+
+@click.group(
+    invoke_without_command=True,
+    context_settings={"auto_envvar_prefix": ENV_PREFIX, "show_default": True, "max_content_width": 100},
+)
+@click.option("--file", "file", multiple=True, metavar="PATH",
+              help="Usage log to follow (repeatable; globs allowed). Env: space-separated list.")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip paths matching this glob (repeatable).")
+@click.option("--host", default="localhost", help="Address to listen on (0.0.0.0 for all interfaces).")
+@click.option("--port", default=9464, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--namespace", default="llm", callback=_namespace, help="Prefix of the usage metric names.")
+@click.option("--format", "format", default="auto", type=click.Choice(format_names()),
+              help="Input format; auto detects it per line.")
+@click.option("--from-end", is_flag=True,
+              help="Skip what the files hold at start-up (default: read from the beginning).")
+@click.option("--poll", is_flag=True, help="Do not use inotify; poll only (NFS, bind mounts, overlay).")
+@click.option("--poll-interval", default=1.0, type=click.FloatRange(0.01, 3600), help="Seconds between polls.")
+@click.option("--max-line-bytes", default=1 << 20, type=click.IntRange(64),
+              help="Longer lines are skipped and counted.")
+@click.option("--buckets", callback=_buckets, metavar="LIST",
+              help=f"Request duration buckets in seconds [default: {','.join(map(str, DEFAULT_BUCKETS))}].")
+@click.option("--ttft-buckets", callback=_buckets, metavar="LIST",
+              help=f"Time-to-first-token buckets [default: {','.join(map(str, DEFAULT_TTFT_BUCKETS))}].")
+@click.option("--max-tenants", default=1000, type=click.IntRange(1), help="Distinct tenant_id values kept.")
+@click.option("--max-models", default=500, type=click.IntRange(1), help="Distinct model values kept.")
+@click.option("--max-providers", default=100, type=click.IntRange(1), help="Distinct provider values kept.")
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.version_option(__version__, prog_name="llm-log-exporter")
+@click.pass_context
+def main(ctx: click.Context, file: tuple[str, ...], log_level: str, **options: object) -> None:
+    """Follow LLM usage logs and serve them as Prometheus metrics.
+
+    \b
+    Example:
+      llm-log-exporter --file ~/.aider/usage.jsonl --port 9464
+      curl -s localhost:9464/metrics
+    """
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    if ctx.invoked_subcommand is not None:
+        return
+    if not file:
+        raise click.UsageError("give at least one --file (or set LLM_LOG_EXPORTER_FILE)")
+    run_daemon(file, **options)
+
+
+def run_daemon(files: tuple[str, ...], **options: object) -> None:
+    from llm_log_exporter.daemon import Config, Exporter
+
+    options = {k: v for k, v in options.items() if v is not None}
+    config = Config(files=[os.path.expanduser(f) for f in files], **options)  # type: ignore[arg-type]
+    exporter = Exporter(config)
+    try:
+        exporter.bind()
+    except OSError as err:
+        raise click.ClickException(f"cannot listen on {config.host}:{config.port}: {err.strerror or err}") from None
+    exporter.install_signal_handlers()
+    exporter.serve()

@@ -1,0 +1,158 @@
+"""Scrape-time view of the store: a custom collector yielding metric families.
+
+Values are copied under the store lock (short), families are built outside it, so a scrape
+never holds up ingestion for longer than the copy.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterator
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from llm_log_exporter import __version__
+from llm_log_exporter.metrics import (
+    COST,
+    DUR_BUCKETS,
+    DUR_COUNT,
+    DUR_SUM,
+    REQ_FAILURE,
+    REQ_SUCCESS,
+    TOK_CACHE_WRITE,
+    TOK_CACHED,
+    TOK_IN,
+    TOK_OUT,
+    TOK_REASONING,
+    TTFT_BUCKETS,
+    TTFT_COUNT,
+    TTFT_SUM,
+    Store,
+)
+
+USAGE_LABELS = ["tenant_id", "provider", "model"]
+SELF_PREFIX = "llm_exporter"
+
+
+def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
+    out = []
+    total = 0
+    for bound, count in zip((*bounds, float("inf")), counts, strict=True):
+        total += count
+        out.append((floatToGoString(bound), total))
+    return out
+
+
+class UsageCollector(Collector):
+    def __init__(self, store: Store, namespace: str = "llm") -> None:
+        self.store = store
+        self.ns = namespace
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._self_metrics()
+        if self.store.ready.is_set():
+            yield from self._usage()
+
+    def _usage(self) -> Iterator[Metric]:
+        usage = self.store.usage
+        with self.store.lock:
+            records = [(key, [*rec[:DUR_BUCKETS], list(rec[DUR_BUCKETS]), list(rec[TTFT_BUCKETS])])
+                       for key, rec in usage.records.items()]
+            overflow = {name: guard.overflow for name, guard in usage.guards.items()}
+        ns = self.ns
+        requests = CounterMetricFamily(
+            f"{ns}_requests", "LLM requests by final status.", labels=[*USAGE_LABELS, "status"]
+        )
+        tokens = CounterMetricFamily(
+            f"{ns}_tokens", "Tokens by type (input, output); sum over type is total tokens.",
+            labels=[*USAGE_LABELS, "type"],
+        )
+        cached = CounterMetricFamily(
+            f"{ns}_cached_tokens", "Input tokens read from the provider's prompt cache (subset of input).",
+            labels=USAGE_LABELS,
+        )
+        cache_write = CounterMetricFamily(
+            f"{ns}_cache_write_tokens", "Input tokens written to the provider's prompt cache (subset of input).",
+            labels=USAGE_LABELS,
+        )
+        reasoning = CounterMetricFamily(
+            f"{ns}_reasoning_tokens", "Reasoning tokens (subset of output).", labels=USAGE_LABELS
+        )
+        cost = CounterMetricFamily(
+            f"{ns}_cost_usd", "Cost in US dollars of calls whose cost is known.", labels=USAGE_LABELS
+        )
+        duration = HistogramMetricFamily(
+            f"{ns}_request_duration_seconds", "LLM request duration in seconds.", labels=USAGE_LABELS
+        )
+        ttft = HistogramMetricFamily(
+            f"{ns}_time_to_first_token_seconds", "Time to first token of streaming calls, in seconds.",
+            labels=USAGE_LABELS,
+        )
+        buckets, ttft_buckets = usage.buckets, usage.ttft_buckets
+        for key, rec in records:
+            labels = list(key)
+            requests.add_metric([*labels, "success"], rec[REQ_SUCCESS])
+            requests.add_metric([*labels, "failure"], rec[REQ_FAILURE])
+            tokens.add_metric([*labels, "input"], rec[TOK_IN])
+            tokens.add_metric([*labels, "output"], rec[TOK_OUT])
+            cached.add_metric(labels, rec[TOK_CACHED])
+            cache_write.add_metric(labels, rec[TOK_CACHE_WRITE])
+            reasoning.add_metric(labels, rec[TOK_REASONING])
+            cost.add_metric(labels, rec[COST])
+            if rec[DUR_COUNT]:
+                duration.add_metric(labels, _cumulative(buckets, rec[DUR_BUCKETS]), rec[DUR_SUM])
+            if rec[TTFT_COUNT]:
+                ttft.add_metric(labels, _cumulative(ttft_buckets, rec[TTFT_BUCKETS]), rec[TTFT_SUM])
+        yield from (requests, duration, ttft, tokens, cached, cache_write, reasoning, cost)
+        folded = CounterMetricFamily(
+            f"{SELF_PREFIX}_label_overflow", "Label values folded into __other__ by the cardinality limits.",
+            labels=["label"],
+        )
+        for name, value in overflow.items():
+            folded.add_metric([name], value)
+        yield folded
+
+    def _self_metrics(self) -> Iterator[Metric]:
+        with self.store.lock:
+            files = [
+                (path, dict(st.lines), dict(st.invalid), st.bytes, st.rotations, st.truncations,
+                 st.open_errors, st.last_event_ts)
+                for path, st in self.store.files.items()
+            ]
+        p = SELF_PREFIX
+        lines = CounterMetricFamily(f"{p}_lines", "Lines read by file and result.", labels=["file", "result"])
+        invalid = CounterMetricFamily(
+            f"{p}_invalid_lines", "Rejected lines by file and reason.", labels=["file", "reason"]
+        )
+        nbytes = CounterMetricFamily(f"{p}_read_bytes", "Bytes read by file.", labels=["file"])
+        rotations = CounterMetricFamily(f"{p}_rotations", "File rotations noticed.", labels=["file"])
+        truncations = CounterMetricFamily(f"{p}_truncations", "File truncations noticed.", labels=["file"])
+        open_errors = CounterMetricFamily(f"{p}_open_errors", "Failed attempts to open a file.", labels=["file"])
+        last_ts = GaugeMetricFamily(
+            f"{p}_last_event_timestamp_seconds", "Newest event time seen in a file (epoch seconds).",
+            labels=["file"],
+        )
+        for path, by_result, by_reason, read, rot, trunc, errs, ts in files:
+            for result, value in by_result.items():
+                lines.add_metric([path, result], value)
+            for reason, value in by_reason.items():
+                invalid.add_metric([path, reason], value)
+            nbytes.add_metric([path], read)
+            rotations.add_metric([path], rot)
+            truncations.add_metric([path], trunc)
+            open_errors.add_metric([path], errs)
+            if ts is not None:
+                last_ts.add_metric([path], ts)
+        ready = GaugeMetricFamily(f"{p}_ready", "1 once the initial read of existing files has finished.")
+        ready.add_metric([], 1.0 if self.store.ready.is_set() else 0.0)
+        # A gauge named *_build_info with value 1, the node_exporter convention.
+        info = GaugeMetricFamily(f"{p}_build_info", "Build information.", labels=["version", "python"])
+        info.add_metric([__version__, platform.python_version()], 1.0)
+        yield from (lines, invalid, nbytes, rotations, truncations, open_errors, last_ts, ready, info)

@@ -1,0 +1,104 @@
+"""Wires file → tailer → parser → metrics → HTTP for the long-running exporter."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client import disable_created_metrics
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import CollectorRegistry
+
+from llm_log_exporter.collector import UsageCollector
+from llm_log_exporter.ingest import Ingestor
+from llm_log_exporter.metrics import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS, Store, UsageMetrics
+from llm_log_exporter.parsers import get_parser
+from llm_log_exporter.server import MetricsServer
+from llm_log_exporter.tailer import Tailer
+
+log = logging.getLogger("llm_log_exporter")
+
+
+@dataclass
+class Config:
+    files: Sequence[str]
+    host: str = "localhost"
+    port: int = 9464
+    namespace: str = "llm"
+    format: str = "auto"
+    exclude: Sequence[str] = ()
+    from_end: bool = False
+    poll: bool = False
+    poll_interval: float = 1.0
+    max_line_bytes: int = 1 << 20
+    buckets: Sequence[float] = field(default_factory=lambda: DEFAULT_BUCKETS)
+    ttft_buckets: Sequence[float] = field(default_factory=lambda: DEFAULT_TTFT_BUCKETS)
+    max_tenants: int = 1000
+    max_models: int = 500
+    max_providers: int = 100
+
+
+class Exporter:
+    """One exporter instance; ``serve`` blocks until ``stop`` is called (or a signal arrives)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        usage = UsageMetrics(
+            buckets=config.buckets,
+            ttft_buckets=config.ttft_buckets,
+            max_tenants=config.max_tenants,
+            max_models=config.max_models,
+            max_providers=config.max_providers,
+        )
+        self.store = Store(usage)
+        self.ingestor = Ingestor(self.store, get_parser(config.format))
+        self.tailer = Tailer(
+            config.files,
+            self.ingestor,
+            from_end=config.from_end,
+            poll_interval=config.poll_interval,
+            max_line_bytes=config.max_line_bytes,
+            use_inotify=not config.poll,
+            exclude=config.exclude,
+        )
+        disable_created_metrics()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(UsageCollector(self.store, config.namespace))
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        self._stop = threading.Event()
+        self.server: MetricsServer | None = None
+
+    def bind(self) -> MetricsServer:
+        """Bind the port first, so a port in use fails before any file is read."""
+        self.server = MetricsServer(self.config.host, self.config.port, self.registry, self.store.ready)
+        return self.server
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.tailer.wake()
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def serve(self) -> None:
+        server = self.server or self.bind()
+        thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+        thread.start()
+        host, port = server.server_address[:2]
+        log.info("serving metrics on http://%s:%d/metrics", host, port)
+        try:
+            self.tailer.start_watching()
+            self.tailer.poll_once()
+            self.store.ready.set()
+            log.info("initial read done; following %d file(s)", len(self.tailer.files))
+            self.tailer.run(self._stop)
+        finally:
+            self.tailer.close()
+            server.shutdown()
+            server.server_close()

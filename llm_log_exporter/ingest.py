@@ -1,0 +1,139 @@
+"""Lines → events → metrics: the tailer's sink.
+
+One lock acquisition per batch of lines; bad lines are counted by file and reason, logged at
+most once per second, and skipped without touching any usage metric.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import orjson
+
+from llm_log_exporter.events import InvalidLine, Request
+from llm_log_exporter.metrics import Store
+from llm_log_exporter.parsers import ParseFn
+
+log = logging.getLogger("llm_log_exporter")
+
+_JSON_ERRORS = (orjson.JSONDecodeError, RecursionError)
+
+
+class RateLimitedLog:
+    """At most one record per interval; counts what it held back so nothing vanishes silently."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._next = 0.0
+        self.suppressed = 0
+
+    def warning(self, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            self.suppressed += 1
+            return
+        if self.suppressed:
+            msg += " (%d similar messages suppressed)"
+            args = (*args, self.suppressed)
+            self.suppressed = 0
+        self._next = now + self.interval
+        log.warning(msg, *args)
+
+
+class Ingestor:
+    """Implements the tailer's ``TailSink``: parses complete lines and updates the store."""
+
+    def __init__(self, store: Store, parse: ParseFn) -> None:
+        self.store = store
+        self.parse = parse
+        self.rejects = RateLimitedLog()
+
+    def on_lines(self, path: str, lines: list[bytes], first_lineno: int, first_offset: int) -> None:
+        loads = orjson.loads
+        parse = self.parse
+        store = self.store
+        with store.lock:
+            stats = store.file(path)
+            apply_request = store.usage.request
+            apply = store.usage.apply
+            parsed = skipped = 0
+            last_ts = stats.last_event_ts
+            for index, line in enumerate(lines):
+                if len(line) < 2 and (not line or line == b"\r"):
+                    skipped += 1
+                    continue
+                try:
+                    obj = loads(line)
+                    if type(obj) is not dict:
+                        raise InvalidLine("not_object")
+                    events = parse(obj)
+                except _JSON_ERRORS:
+                    self._reject(stats, path, lines, index, first_lineno, first_offset, InvalidLine("not_json"))
+                    continue
+                except InvalidLine as err:
+                    self._reject(stats, path, lines, index, first_lineno, first_offset, err)
+                    continue
+                if not events:
+                    skipped += 1
+                    continue
+                parsed += 1
+                for event in events:
+                    if type(event) is Request:
+                        apply_request(event)
+                    else:
+                        apply((event,))
+                    ts = event.ts
+                    if ts is not None and (last_ts is None or ts > last_ts):
+                        last_ts = ts
+            stats.lines["parsed"] += parsed
+            stats.lines["skipped"] += skipped
+            stats.last_event_ts = last_ts
+
+    def _reject(
+        self,
+        stats,
+        path: str,
+        lines: list[bytes],
+        index: int,
+        first_lineno: int,
+        first_offset: int,
+        err: InvalidLine,
+    ) -> None:
+        stats.reject(err.reason)
+        if self.rejects._next <= time.monotonic():
+            offset = first_offset + sum(len(line) + 1 for line in lines[:index])
+            self.rejects.warning(
+                "%s:%d (byte %d): invalid line skipped: %s", path, first_lineno + index, offset, err
+            )
+        else:
+            self.rejects.suppressed += 1
+
+    def on_read(self, path: str, nbytes: int) -> None:
+        with self.store.lock:
+            self.store.file(path).bytes += nbytes
+
+    def on_oversized(self, path: str, lineno: int, offset: int) -> None:
+        with self.store.lock:
+            self.store.file(path).reject("oversized")
+        self.rejects.warning("%s:%d (byte %d): line over --max-line-bytes skipped", path, lineno, offset)
+
+    def on_incomplete(self, path: str, nbytes: int) -> None:
+        with self.store.lock:
+            self.store.file(path).reject("incomplete")
+        self.rejects.warning("%s: unterminated last line (%d bytes) discarded", path, nbytes)
+
+    def on_rotation(self, path: str) -> None:
+        with self.store.lock:
+            self.store.file(path).rotations += 1
+        log.info("%s: rotated; reading the new file from the start", path)
+
+    def on_truncation(self, path: str) -> None:
+        with self.store.lock:
+            self.store.file(path).truncations += 1
+        log.info("%s: truncated; reading from the start", path)
+
+    def on_open_error(self, path: str, err: OSError) -> None:
+        with self.store.lock:
+            self.store.file(path).open_errors += 1
+        self.rejects.warning("%s: cannot open (%s); will retry", path, err)

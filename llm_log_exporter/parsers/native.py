@@ -1,0 +1,130 @@
+"""Schema v1: the exporter's own JSON-lines format (see docs/events.md).
+
+Validation is strict because a bad value must never reach a counter; it is written as
+straight-line code because this is the hot path of replay and catch-up.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from llm_log_exporter.events import SCHEMA_VERSION, Event, InvalidLine, Request
+
+NAME = "native"
+
+MAX_TOKENS = 1 << 53  # above this, float counters stop being exact
+MAX_COST_USD = 1e9
+MAX_DURATION_S = 1e7
+
+
+def detect(obj: dict[str, Any]) -> bool:
+    """A native line carries the schema version marker ``v``."""
+    return "v" in obj
+
+
+def _count(obj: dict[str, Any], key: str) -> int:
+    value = obj.get(key)
+    if value is None:
+        return 0
+    if type(value) is int and 0 <= value <= MAX_TOKENS:
+        return value
+    raise InvalidLine("bad_field", f"{key}={value!r:.40}")
+
+
+def _number(obj: dict[str, Any], key: str, limit: float) -> float | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    kind = type(value)
+    if (kind is float or kind is int) and 0 <= value <= limit and math.isfinite(value):
+        return float(value)
+    raise InvalidLine("bad_field", f"{key}={value!r:.40}")
+
+
+def _text(obj: dict[str, Any], key: str, default: str = "") -> str:
+    value = obj.get(key)
+    if value is None:
+        return default
+    if type(value) is str:
+        return value
+    raise InvalidLine("bad_field", f"{key}={value!r:.40}")
+
+
+def parse_ts(value: Any) -> float | None:
+    """Epoch seconds from a number or an RFC 3339 string; None when absent."""
+    if value is None:
+        return None
+    kind = type(value)
+    if (kind is float or kind is int) and math.isfinite(value) and value >= 0:
+        return float(value)
+    if kind is str:
+        text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise InvalidLine("bad_field", f"ts={value!r:.40}") from None
+        if parsed.tzinfo is None:
+            raise InvalidLine("bad_field", f"ts without offset {value!r:.40}")
+        return parsed.timestamp()
+    raise InvalidLine("bad_field", f"ts={value!r:.40}")
+
+
+def _request(obj: dict[str, Any]) -> Request:
+    model = obj.get("model")
+    if type(model) is not str or not model:
+        raise InvalidLine("missing_model")
+    status = obj.get("status", "success")
+    if status != "success" and status != "failure":
+        raise InvalidLine("bad_field", f"status={status!r:.40}")
+    stream = obj.get("stream", False)
+    if stream is None:
+        stream = False
+    elif type(stream) is not bool:
+        raise InvalidLine("bad_field", f"stream={stream!r:.40}")
+    cache_hit = obj.get("cache_hit")
+    if cache_hit is not None and type(cache_hit) is not bool:
+        raise InvalidLine("bad_field", f"cache_hit={cache_hit!r:.40}")
+    error_type = obj.get("error_type")
+    if error_type is not None and type(error_type) is not str:
+        raise InvalidLine("bad_field", f"error_type={error_type!r:.40}")
+    prompt = _count(obj, "prompt_tokens")
+    completion = _count(obj, "completion_tokens")
+    _count(obj, "total_tokens")  # validated; totals are derived from input + output
+    return Request(
+        parse_ts(obj.get("ts")),
+        _text(obj, "call_id"),
+        model,
+        _text(obj, "provider"),
+        _text(obj, "tenant_id"),
+        status,
+        error_type if status == "failure" else None,
+        _number(obj, "duration_s", MAX_DURATION_S),
+        _number(obj, "ttft_s", MAX_DURATION_S) if stream else None,
+        stream,
+        prompt,
+        completion,
+        _count(obj, "cached_tokens"),
+        _count(obj, "cache_write_tokens"),
+        _count(obj, "reasoning_tokens"),
+        _number(obj, "cost_usd", MAX_COST_USD),
+        cache_hit,
+    )
+
+
+_KINDS = {"request": _request}
+
+
+def parse(obj: dict[str, Any]) -> list[Event]:
+    """One native line → its event; an unknown ``event`` kind is skipped (newer writer)."""
+    version = obj.get("v", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION or type(version) is not int:
+        raise InvalidLine("unsupported_version", f"v={version!r:.20}")
+    kind = obj.get("event", "request")
+    build = _KINDS.get(kind)  # type: ignore[arg-type]
+    if build is None:
+        if type(kind) is not str:
+            raise InvalidLine("bad_field", f"event={kind!r:.40}")
+        return []
+    return [build(obj)]

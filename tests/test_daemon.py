@@ -1,0 +1,179 @@
+"""The real daemon as a subprocess, scraped over HTTP while its file changes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, ExporterProcess, http_get, value
+
+pytestmark = pytest.mark.slow
+
+
+def line(model: str = "m", tokens: int = 1, **extra: object) -> bytes:
+    import json
+
+    return (json.dumps({"v": 1, "event": "request", "model": model, "provider": "p",
+                        "prompt_tokens": tokens, **extra}) + "\n").encode()
+
+
+def append(path: Path, data: bytes) -> None:
+    with open(path, "ab") as f:
+        f.write(data)
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    return tmp_path / "usage.jsonl"
+
+
+def test_follow_append_partial_rotate_truncate(log: Path) -> None:
+    append(log, line(tokens=1) * 3)
+    with ExporterProcess(["--file", str(log), "--poll-interval", "0.2"]) as exp:
+        exp.wait_ready()
+        exp.wait_value("llm_tokens_total", 3, type="input")
+        append(log, line(tokens=10))
+        exp.wait_value("llm_tokens_total", 13, type="input")
+        # A partial line is held until its newline arrives, never parsed half-way.
+        whole = line(tokens=100)
+        append(log, whole[:15])
+        exp.wait_value("llm_exporter_read_bytes_total", log.stat().st_size)
+        assert value(exp.scrape(), "llm_exporter_lines_total", result="invalid") == 0
+        append(log, whole[15:])
+        exp.wait_value("llm_tokens_total", 113, type="input")
+        # Rotation by rename + create: lines written to the old file after the rename still count.
+        os.rename(log, log.with_name("usage.jsonl.1"))
+        append(log.with_name("usage.jsonl.1"), line(tokens=1000))
+        append(log, line(tokens=10000))
+        exp.wait_value("llm_tokens_total", 11113, type="input")
+        exp.wait_value("llm_exporter_rotations_total", 1)
+        # Truncation in place: the file starts again from byte 0.
+        with open(log, "wb"):
+            pass
+        append(log, line(tokens=100000))
+        exp.wait_value("llm_tokens_total", 111113, type="input")
+        assert value(exp.scrape(), "llm_exporter_truncations_total") >= 1
+        assert value(exp.scrape(), "llm_requests_total") == 8
+        assert value(exp.scrape(), "llm_exporter_lines_total", result="invalid") == 0
+    assert exp.proc.returncode == 0, exp.stderr
+
+
+def test_bad_lines_counted_while_following(log: Path) -> None:
+    log.write_bytes(b"")
+    with ExporterProcess(["--file", str(log), "--poll-interval", "0.2"]) as exp:
+        exp.wait_ready()
+        append(log, line(tokens=2) + b"not json\n" + line(tokens="3") + b"[]\n" + line(tokens=5))
+        exp.wait_value("llm_tokens_total", 7, type="input")
+        samples = exp.wait_value("llm_exporter_lines_total", 3, file=str(log), result="invalid")
+        assert value(samples, "llm_requests_total") == 2
+    assert f"{log}:2" in exp.stderr
+
+
+def test_file_absent_at_start_is_waited_for(log: Path) -> None:
+    with ExporterProcess(["--file", str(log), "--poll-interval", "0.2"]) as exp:
+        exp.wait_ready()
+        log.write_bytes(line(tokens=4))
+        exp.wait_value("llm_tokens_total", 4, type="input")
+
+
+def test_from_end_skips_history(log: Path) -> None:
+    log.write_bytes(line(tokens=1) * 5)
+    with ExporterProcess(["--file", str(log), "--from-end", "--poll-interval", "0.2"]) as exp:
+        exp.wait_ready()
+        append(log, line(tokens=9))
+        exp.wait_value("llm_tokens_total", 9, type="input")
+
+
+def test_100k_lines_ready_with_exact_sums(log: Path) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import generate
+
+    generate.write(str(log), 100_000, seed=3)
+    want_in = want_out = 0
+    want_cost = 0.0
+    failures = 0
+
+    for event in generate.events(100_000, seed=3):
+        want_in += event["prompt_tokens"]
+        want_out += event["completion_tokens"]
+        want_cost += event["cost_usd"] or 0.0
+        failures += event["status"] == "failure"
+    with ExporterProcess(["--file", str(log)]) as exp:
+        exp.wait_ready(timeout=60)
+        samples = exp.scrape()
+        assert value(samples, "llm_requests_total") == 100_000
+        assert value(samples, "llm_requests_total", status="failure") == failures
+        assert value(samples, "llm_tokens_total", type="input") == want_in
+        assert value(samples, "llm_tokens_total", type="output") == want_out
+        assert abs(value(samples, "llm_cost_usd_total") - want_cost) < 1e-6
+        assert value(samples, "llm_request_duration_seconds_count") == 100_000
+        assert value(samples, "llm_exporter_ready") == 1
+
+
+def test_endpoints_and_methods(log: Path) -> None:
+    log.write_bytes(line())
+    with ExporterProcess(["--file", str(log)]) as exp:
+        exp.wait_ready()
+        assert exp.get("/healthz") == (200, "ok\n")
+        assert exp.get("/nope")[0] == 404
+        code, body = http_get(exp.url + "/metrics", headers={"Accept": "application/openmetrics-text"})
+        assert code == 200 and body.endswith("# EOF\n")
+        request = urllib.request.Request(exp.url + "/metrics", method="POST", data=b"x")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=2)
+        assert err.value.code == 405
+
+
+def test_sigint_and_sigterm_exit_zero(log: Path) -> None:
+    log.write_bytes(line())
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with ExporterProcess(["--file", str(log)]) as exp:
+            exp.wait_ready()
+            assert exp.stop(sig) == 0, exp.stderr
+
+
+def test_env_vars_configure_every_option(log: Path) -> None:
+    log.write_bytes(line(tokens=6))
+    env = {"LLM_LOG_EXPORTER_FILE": str(log), "LLM_LOG_EXPORTER_NAMESPACE": "aigateway"}
+    with ExporterProcess([], env=env) as exp:
+        exp.wait_ready()
+        assert value(exp.scrape(), "aigateway_tokens_total", type="input") == 6
+
+
+def test_port_in_use_is_a_clear_one_line_error(log: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "llm_log_exporter", "--file", str(log), "--host", "127.0.0.1", "--port", str(port)],
+            capture_output=True, text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+    assert proc.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_option_is_a_clear_error(log: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "llm_log_exporter", "--file", str(log), "--buckets", "a,b"],
+        capture_output=True, text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 2
+    assert "--buckets" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_version() -> None:
+    proc = subprocess.run([sys.executable, "-m", "llm_log_exporter", "--version"], capture_output=True, text=True,
+                          timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    from llm_log_exporter import __version__
+
+    assert proc.returncode == 0 and __version__ in proc.stdout

@@ -1,0 +1,114 @@
+"""The native schema-v1 parser: defaults, every rejected kind, and auto-detection."""
+
+from __future__ import annotations
+
+import pytest
+
+from llm_log_exporter.events import InvalidLine, Request
+from llm_log_exporter.parsers import get_parser, native
+
+GOOD = {
+    "v": 1, "event": "request", "ts": 1795342584.6, "call_id": "c1", "model": "gpt-4o-mini",
+    "provider": "openai", "tenant_id": "acme", "status": "success", "error_type": None,
+    "duration_s": 0.157, "ttft_s": None, "stream": False, "prompt_tokens": 10,
+    "completion_tokens": 20, "total_tokens": 30, "cached_tokens": 4, "cache_write_tokens": 1,
+    "reasoning_tokens": 2, "cost_usd": 1.35e-05, "cache_hit": None,
+}
+
+
+def test_full_request_line() -> None:
+    [ev] = native.parse(GOOD)
+    assert ev == Request(1795342584.6, "c1", "gpt-4o-mini", "openai", "acme", "success", None, 0.157, None,
+                         False, 10, 20, 4, 1, 2, 1.35e-05, None)
+
+
+def test_defaults_for_missing_optional_keys() -> None:
+    [ev] = native.parse({"v": 1, "event": "request", "model": "m"})
+    assert ev == Request(None, "", "m", "", "", "success", None, None, None, False, 0, 0, 0, 0, 0, None, None)
+
+
+def test_missing_v_defaults_to_1_in_native_mode_but_auto_needs_it() -> None:
+    assert get_parser("auto")({"v": 1, "model": "m"})[0].model == "m"
+    assert native.parse({"event": "request", "model": "m"})[0].model == "m"
+    with pytest.raises(InvalidLine) as err:
+        get_parser("auto")({"event": "request", "model": "m"})
+    assert err.value.reason == "unknown_format"
+
+
+def test_rfc3339_timestamps() -> None:
+    assert native.parse({**GOOD, "ts": "2026-11-23T12:00:00Z"})[0].ts == 1795435200.0
+    assert native.parse({**GOOD, "ts": "2026-11-23T13:00:00+01:00"})[0].ts == 1795435200.0
+    with pytest.raises(InvalidLine):
+        native.parse({**GOOD, "ts": "2026-11-23T12:00:00"})  # no offset: ambiguous
+    with pytest.raises(InvalidLine):
+        native.parse({**GOOD, "ts": "yesterday"})
+
+
+def test_ttft_only_counts_for_streams() -> None:
+    assert native.parse({**GOOD, "ttft_s": 0.3})[0].ttft_s is None
+    assert native.parse({**GOOD, "ttft_s": 0.3, "stream": True})[0].ttft_s == 0.3
+    assert native.parse({**GOOD, "stream": None})[0].stream is False
+
+
+def test_error_type_kept_only_for_failures() -> None:
+    assert native.parse({**GOOD, "error_type": "rate_limit"})[0].error_type is None
+    ev = native.parse({**GOOD, "status": "failure", "error_type": "rate_limit"})[0]
+    assert (ev.status, ev.error_type) == ("failure", "rate_limit")
+
+
+def test_unknown_event_kind_is_skipped_not_invalid() -> None:
+    assert native.parse({"v": 1, "event": "something_new", "x": 1}) == []
+
+
+def test_unknown_keys_ignored() -> None:
+    assert native.parse({**GOOD, "extra": {"deep": [1, 2]}})[0].model == "gpt-4o-mini"
+
+
+@pytest.mark.parametrize(
+    ("patch", "reason"),
+    [
+        ({"prompt_tokens": "10"}, "bad_field"),
+        ({"prompt_tokens": -1}, "bad_field"),
+        ({"prompt_tokens": 1.5}, "bad_field"),
+        ({"prompt_tokens": True}, "bad_field"),
+        ({"completion_tokens": False}, "bad_field"),
+        ({"cached_tokens": 2**60}, "bad_field"),
+        ({"total_tokens": "30"}, "bad_field"),
+        ({"cost_usd": "0.1"}, "bad_field"),
+        ({"cost_usd": -0.5}, "bad_field"),
+        ({"cost_usd": True}, "bad_field"),
+        ({"cost_usd": float("nan")}, "bad_field"),
+        ({"cost_usd": float("inf")}, "bad_field"),
+        ({"duration_s": float("inf")}, "bad_field"),
+        ({"duration_s": "1s"}, "bad_field"),
+        ({"status": "ok"}, "bad_field"),
+        ({"stream": "yes"}, "bad_field"),
+        ({"cache_hit": 1}, "bad_field"),
+        ({"tenant_id": 42}, "bad_field"),
+        ({"provider": ["openai"]}, "bad_field"),
+        ({"model": ""}, "missing_model"),
+        ({"model": None}, "missing_model"),
+        ({"model": 3}, "missing_model"),
+        ({"v": 2}, "unsupported_version"),
+        ({"v": "1"}, "unsupported_version"),
+        ({"v": True}, "unsupported_version"),
+        ({"event": 7}, "bad_field"),
+    ],
+)
+def test_bad_values_reject_the_whole_line(patch: dict, reason: str) -> None:
+    with pytest.raises(InvalidLine) as err:
+        native.parse({**GOOD, **patch})
+    assert err.value.reason == reason
+
+
+def test_missing_model_rejected() -> None:
+    line = dict(GOOD)
+    del line["model"]
+    with pytest.raises(InvalidLine) as err:
+        native.parse(line)
+    assert err.value.reason == "missing_model"
+
+
+def test_unknown_format_name() -> None:
+    with pytest.raises(ValueError, match="unknown format"):
+        get_parser("nope")
