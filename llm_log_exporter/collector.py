@@ -66,6 +66,7 @@ class UsageCollector(Collector):
             records = [(key, [*rec[:DUR_BUCKETS], list(rec[DUR_BUCKETS]), list(rec[TTFT_BUCKETS])])
                        for key, rec in usage.records.items()]
             overflow = {name: guard.overflow for name, guard in usage.guards.items()}
+            cost_unknown = dict(usage.cost_unknown)
         ns = self.ns
         requests = CounterMetricFamily(
             f"{ns}_requests", "LLM requests by final status.", labels=[*USAGE_LABELS, "status"]
@@ -118,6 +119,13 @@ class UsageCollector(Collector):
         for name, value in overflow.items():
             folded.add_metric([name], value)
         yield folded
+        unpriced = CounterMetricFamily(
+            f"{SELF_PREFIX}_cost_unknown", "Events with tokens but no cost and no price for their model.",
+            labels=["model"],
+        )
+        for model, value in cost_unknown.items():
+            unpriced.add_metric([model], value)
+        yield unpriced
 
     def _self_metrics(self) -> Iterator[Metric]:
         with self.store.lock:

@@ -17,6 +17,8 @@ from llm_log_exporter.collector import UsageCollector
 from llm_log_exporter.ingest import Ingestor
 from llm_log_exporter.metrics import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS, Store, UsageMetrics
 from llm_log_exporter.parsers import get_parser
+from llm_log_exporter.parsers.options import DEFAULT_TENANT_FROM, ParserOptions
+from llm_log_exporter.prices import load_prices
 from llm_log_exporter.server import MetricsServer
 from llm_log_exporter.tailer import Tailer
 
@@ -40,6 +42,8 @@ class Config:
     max_tenants: int = 1000
     max_models: int = 500
     max_providers: int = 100
+    prices: str | None = None  # price table file; None: litellm's bundled one; "off": none
+    tenant_from: Sequence[str] = DEFAULT_TENANT_FROM
 
 
 class Exporter:
@@ -55,7 +59,8 @@ class Exporter:
             max_providers=config.max_providers,
         )
         self.store = Store(usage)
-        self.ingestor = Ingestor(self.store, get_parser(config.format))
+        parser = get_parser(config.format, ParserOptions(tenant_from=tuple(config.tenant_from)))
+        self.ingestor = Ingestor(self.store, parser, load_prices(config.prices))
         self.tailer = Tailer(
             config.files,
             self.ingestor,

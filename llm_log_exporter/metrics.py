@@ -75,6 +75,7 @@ class UsageMetrics:
         }
         self.records: dict[LabelKey, list] = {}
         self._keys: dict[LabelKey, list] = {}  # raw labels → record (skips sanitizing on the hot path)
+        self.cost_unknown: dict[str, int] = {}  # model label → events whose cost nobody could tell
 
     def _record(self, raw: LabelKey) -> list:
         guards = self.guards
@@ -91,6 +92,11 @@ class UsageMetrics:
             self._keys.clear()
         self._keys[raw] = record
         return record
+
+    def unknown_cost(self, model: str) -> None:
+        """An event with tokens but no cost, and no price for its model."""
+        label = self.guards["model"].admit(model)
+        self.cost_unknown[label] = self.cost_unknown.get(label, 0) + 1
 
     def apply(self, events: Iterable[Event]) -> None:
         for event in events:
