@@ -60,9 +60,12 @@ def parse(obj: dict[str, Any]) -> list[Event]:
         body_error = mapping(body, "error") or error or {}
         code = body_error.get("code")
         error_class = body_error.get("type")
-        specific = classify_error(error_class if type(error_class) is str else None,
-                                  code if type(code) in (str, int) else None)
-        return _failure(call_id, model, ts, specific if specific != "other" else classify_error(None, status))
+        # OpenAI's `code` ("context_length_exceeded") is more specific than its `type`
+        # ("invalid_request_error"), which is more specific than the HTTP status.
+        error_type = classify_error(None, code) if type(code) is str else "other"
+        if error_type == "other":
+            error_type = classify_error(error_class if type(error_class) is str else None, status)
+        return _failure(call_id, model, ts, error_type)
     if body is None:
         raise bad("body", None)
     usage = mapping(body, "usage")
