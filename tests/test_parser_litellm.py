@@ -223,3 +223,21 @@ def test_bad_slo_lines_are_counted_not_fatal(tmp_path: Path) -> None:
     s = metrics_for_files([path], prices=PRICES)
     assert value(s, "llm_requests_total") == 2
     assert value(s, "llm_exporter_invalid_lines_total", reason="bad_field") == 1
+
+
+def test_tenant_from_env_var_in_the_real_daemon() -> None:
+    from tests.helpers import ExporterProcess
+
+    with ExporterProcess(["--file", str(V181), "--prices", PRICES],
+                         env={"LLM_LOG_EXPORTER_TENANT_FROM": "team_id"}) as exp:
+        exp.wait_ready()
+        assert value(exp.scrape(), "llm_requests_total", tenant_id="team-1") == 5
+
+
+def test_bad_tenant_source_is_a_usage_error() -> None:
+    from click.testing import CliRunner
+
+    from llm_log_exporter.cli import main
+
+    result = CliRunner().invoke(main, ["--file", "x", "--tenant-from", "team_id,planet"])
+    assert result.exit_code == 2 and "unknown tenant source(s) planet" in result.output
