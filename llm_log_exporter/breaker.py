@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CLOSED, HALF_OPEN, OPEN = 0, 1, 2
-STATE_NAMES = {"closed": CLOSED, "half_open": HALF_OPEN, "half-open": HALF_OPEN, "open": OPEN}
 
 # Failures that say something about the provider's health; a bad request or a missing key does not.
 TRIPPING_ERRORS = frozenset({"server_error", "timeout", "connection", "rate_limit"})
@@ -33,6 +32,13 @@ class Breakers:
         self.cooldown = cooldown
         self.derive = derive
         self.providers: dict[str, _Provider] = {}
+        # Providers whose next success changes something; a success elsewhere can skip ``outcome``.
+        self.troubled: set[str] = set()
+
+    def register(self, provider: str) -> None:
+        """Show a provider as closed from its first request on."""
+        if self.derive and provider not in self.providers:
+            self.providers[provider] = _Provider()
 
     def _get(self, provider: str) -> _Provider:
         entry = self.providers.get(provider)
@@ -48,15 +54,21 @@ class Breakers:
     def outcome(self, provider: str, ok: bool, error_type: str | None, ts: float | None) -> None:
         if not self.derive:
             return
-        entry = self._get(provider)
+        entry = self.providers.get(provider)
+        if entry is None:
+            entry = self.providers[provider] = _Provider()
+        elif ok and entry.state == CLOSED and not entry.failures:
+            return  # the common case: a healthy provider stays healthy
         if entry.explicit:
             return
         state = self._current(entry, ts)
         if ok:
             entry.state, entry.failures = CLOSED, 0
+            self.troubled.discard(provider)
             return
         if error_type not in TRIPPING_ERRORS:
             return
+        self.troubled.add(provider)
         if state == HALF_OPEN:
             entry.state, entry.opened_at = OPEN, ts or entry.opened_at
             return

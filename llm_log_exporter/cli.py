@@ -72,6 +72,17 @@ def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--max-tenants", default=1000, type=click.IntRange(1), help="Distinct tenant_id values kept.")
 @click.option("--max-models", default=500, type=click.IntRange(1), help="Distinct model values kept.")
 @click.option("--max-providers", default=100, type=click.IntRange(1), help="Distinct provider values kept.")
+@click.option("--budgets", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="Per-tenant budgets (TOML); see docs/gateway.md.")
+@click.option("--stream-timeout", default=600.0, type=click.FloatRange(1),
+              help="Seconds of event time after which a stream start without an end is dropped.")
+@click.option("--max-streams", default=10_000, type=click.IntRange(1), help="Open stream starts kept at most.")
+@click.option("--breaker-failures", default=5, type=click.IntRange(1),
+              help="Consecutive provider failures that open the derived circuit breaker.")
+@click.option("--breaker-cooldown", default=30.0, type=click.FloatRange(0),
+              help="Seconds of event time an open derived breaker waits before half-open.")
+@click.option("--derived-breaker/--no-derived-breaker", default=True,
+              help="Derive breaker state from request outcomes where no circuit_breaker events exist.")
 @click.option("--prices", metavar="FILE",
               help="Price table (LiteLLM model_prices_and_context_window JSON) for events without a cost; "
                    "'off' for none [default: the table bundled with an installed litellm].")
@@ -99,14 +110,16 @@ def main(ctx: click.Context, file: tuple[str, ...], log_level: str, **options: o
 
 
 def run_daemon(files: tuple[str, ...], **options: object) -> None:
+    from llm_log_exporter.budgets import BudgetError
     from llm_log_exporter.daemon import Config, Exporter
-
-    options = {k: v for k, v in options.items() if v is not None}
     from llm_log_exporter.prices import PriceTableError
 
+    options = {k: v for k, v in options.items() if v is not None}
     config = Config(files=[os.path.expanduser(f) for f in files], **options)  # type: ignore[arg-type]
     try:
         exporter = Exporter(config)
+    except BudgetError as err:
+        raise click.BadParameter(str(err), param_hint="--budgets") from None
     except PriceTableError as err:
         raise click.ClickException(str(err)) from None
     try:

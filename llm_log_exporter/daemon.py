@@ -13,6 +13,8 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
+from llm_log_exporter.breaker import Breakers
+from llm_log_exporter.budgets import Budgets, load_budgets
 from llm_log_exporter.collector import UsageCollector
 from llm_log_exporter.ingest import Ingestor
 from llm_log_exporter.metrics import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS, Store, UsageMetrics
@@ -42,8 +44,31 @@ class Config:
     max_tenants: int = 1000
     max_models: int = 500
     max_providers: int = 100
+    budgets: str | None = None
+    stream_timeout: float = 600.0
+    max_streams: int = 10_000
+    breaker_failures: int = 5
+    breaker_cooldown: float = 30.0
+    derived_breaker: bool = True
+
     prices: str | None = None  # price table file; None: litellm's bundled one; "off": none
     tenant_from: Sequence[str] = DEFAULT_TENANT_FROM
+
+
+def build_usage(config: Config) -> UsageMetrics:
+    """The aggregation state for a config: shared by the daemon and replay, so both count alike."""
+    budgets = Budgets(*load_budgets(config.budgets)) if config.budgets else Budgets()
+    return UsageMetrics(
+        buckets=config.buckets,
+        ttft_buckets=config.ttft_buckets,
+        max_tenants=config.max_tenants,
+        max_models=config.max_models,
+        max_providers=config.max_providers,
+        breakers=Breakers(config.breaker_failures, config.breaker_cooldown, config.derived_breaker),
+        budgets=budgets,
+        stream_timeout=config.stream_timeout,
+        max_streams=config.max_streams,
+    )
 
 
 class Exporter:
@@ -51,14 +76,7 @@ class Exporter:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        usage = UsageMetrics(
-            buckets=config.buckets,
-            ttft_buckets=config.ttft_buckets,
-            max_tenants=config.max_tenants,
-            max_models=config.max_models,
-            max_providers=config.max_providers,
-        )
-        self.store = Store(usage)
+        self.store = Store(build_usage(config))
         parser = get_parser(config.format, ParserOptions(tenant_from=tuple(config.tenant_from)))
         self.ingestor = Ingestor(self.store, parser, load_prices(config.prices))
         self.tailer = Tailer(

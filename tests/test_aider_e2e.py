@@ -52,7 +52,8 @@ def lines(path: Path) -> list[dict]:  # type: ignore[type-arg]
 
 
 def test_each_llm_call_is_in_both_logs(runs: dict) -> None:  # type: ignore[type-arg]
-    analytics, usage = lines(runs["analytics"]), lines(runs["usage"])
+    analytics = lines(runs["analytics"])
+    usage = [e for e in lines(runs["usage"]) if e["event"] == "request"]  # (the stream also has a stream_start)
     sends = [row for row in analytics if row["event"] == "message_send"]
     assert runs["served"] == 3 == len(usage)  # one LLM call per aider run
     assert len(sends) == 2 == sum(e["status"] == "success" for e in usage)
@@ -85,7 +86,9 @@ def test_real_daemon_follows_both_logs(runs: dict) -> None:  # type: ignore[type
     with ExporterProcess(["--file", str(runs["analytics"]), "--file", str(runs["usage"])]) as exp:
         exp.wait_ready()
         s = exp.scrape()
-        assert value(s, "llm_exporter_lines_total", file=str(runs["usage"]), result="parsed") == 3
+        events = lines(runs["usage"])
+        assert [e["event"] for e in events].count("request") == 3
+        assert value(s, "llm_exporter_lines_total", file=str(runs["usage"]), result="parsed") == len(events)
         assert value(s, "llm_exporter_lines_total", file=str(runs["analytics"]), result="parsed") == 2
         assert value(s, "llm_exporter_lines_total", result="invalid") == 0
         assert value(s, "llm_requests_total", status="success") == 4  # two calls, seen by both logs

@@ -132,3 +132,19 @@ def test_bad_prices_flag_fails_the_daemon_cleanly(tmp_path: Path) -> None:
                           "--prices", str(tmp_path / "missing.json"), "--port", "0"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "cannot read price table" in out.stderr
+
+
+def test_well_formed_native_line_without_cost_is_priced(tmp_path: Path) -> None:
+    """The native fast path builds Request tuples directly; they must carry every field."""
+    line = {"v": 1, "event": "request", "ts": 1795342584.6, "call_id": "c", "model": "gpt-4o-mini",
+            "provider": "openai", "tenant_id": "t", "status": "success", "error_type": None, "duration_s": 0.5,
+            "ttft_s": None, "stream": False, "prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100,
+            "cached_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0, "cost_usd": None, "cache_hit": None}
+    from llm_log_exporter.parsers import native
+
+    [event] = native.parse(line)
+    assert event.price_tier is None and len(event) == len(event._fields)
+    log = tmp_path / "u.jsonl"
+    log.write_text(json.dumps(line) + "\n")
+    s = metrics_for_files([log], prices=str(FIXTURES / "prices.json"))
+    assert value(s, "llm_cost_usd_total") == pytest.approx(1000 * 1.5e-07 + 100 * 6e-07)

@@ -8,9 +8,22 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
-from llm_log_exporter.events import SCHEMA_VERSION, Event, InvalidLine, Request
+from llm_log_exporter.events import (
+    BREAKER_STATES,
+    ERROR_TYPES,
+    SCHEMA_VERSION,
+    BreakerState,
+    BudgetUsage,
+    CacheLookup,
+    Event,
+    InvalidLine,
+    RateLimited,
+    Request,
+    StreamStart,
+)
 
 NAME = "native"
 
@@ -71,6 +84,48 @@ def parse_ts(value: Any) -> float | None:
     raise InvalidLine("bad_field", f"ts={value!r:.40}")
 
 
+_new = tuple.__new__
+_FIELDS = itemgetter(
+    "v", "event", "model", "status", "stream", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens",
+    "cache_write_tokens", "reasoning_tokens", "duration_s", "cost_usd", "ts", "call_id", "provider", "tenant_id",
+    "cache_hit", "error_type",
+)
+_MAX_TS = 1e11  # year 5138: a float timestamp above this is a unit mistake (ms), so not fast-pathed
+
+
+def _fast_request(obj: dict[str, Any]) -> Request | None:
+    """The well-formed request line in one combined check, without per-field calls; None for
+    anything unusual — a key left out, nulls, ints where floats go, failures with an error type,
+    bad values — which then takes the field-by-field path that also names why a line is bad."""
+    try:
+        (v, kind, model, status, stream, p, c, t, ca, cw, r, d, cost, ts, call_id, provider, tenant, cache_hit,
+         error_type) = _FIELDS(obj)
+    except KeyError:
+        return None
+    ttft = obj.get("ttft_s") if stream is True else None
+    if (
+        v == 1 and type(v) is int
+        and kind == "request"
+        and type(model) is str
+        and model
+        and status == "success"
+        and (stream is False or stream is True)
+        and type(p) is int and type(c) is int and type(t) is int
+        and type(ca) is int and type(cw) is int and type(r) is int
+        and 0 <= (p | c | t | ca | cw | r) <= MAX_TOKENS
+        and (d is None or (type(d) is float and 0.0 <= d <= MAX_DURATION_S))
+        and (ttft is None or (type(ttft) is float and 0.0 <= ttft <= MAX_DURATION_S))
+        and (cost is None or (type(cost) is float and 0.0 <= cost <= MAX_COST_USD))
+        and type(ts) is float and 0.0 <= ts < _MAX_TS
+        and type(call_id) is str and type(provider) is str and type(tenant) is str
+        and (cache_hit is None or cache_hit is True or cache_hit is False)
+        and error_type is None
+    ):
+        return _new(Request, (ts, call_id, model, provider, tenant, status, None, d, ttft, stream,
+                              p, c, ca, cw, r, cost, cache_hit, None))  # every field, price_tier last
+    return None
+
+
 def _request(obj: dict[str, Any]) -> Request:
     model = obj.get("model")
     if type(model) is not str or not model:
@@ -87,8 +142,11 @@ def _request(obj: dict[str, Any]) -> Request:
     if cache_hit is not None and type(cache_hit) is not bool:
         raise InvalidLine("bad_field", f"cache_hit={cache_hit!r:.40}")
     error_type = obj.get("error_type")
-    if error_type is not None and type(error_type) is not str:
-        raise InvalidLine("bad_field", f"error_type={error_type!r:.40}")
+    if error_type is not None:
+        if type(error_type) is not str:
+            raise InvalidLine("bad_field", f"error_type={error_type!r:.40}")
+        if error_type not in ERROR_TYPES:
+            error_type = "other"  # bounded vocabulary: a gateway's own names never add series
     prompt = _count(obj, "prompt_tokens")
     completion = _count(obj, "completion_tokens")
     _count(obj, "total_tokens")  # validated; totals are derived from input + output
@@ -99,7 +157,7 @@ def _request(obj: dict[str, Any]) -> Request:
         _text(obj, "provider"),
         _text(obj, "tenant_id"),
         status,
-        error_type if status == "failure" else None,
+        (error_type or "other") if status == "failure" else None,
         _number(obj, "duration_s", MAX_DURATION_S),
         _number(obj, "ttft_s", MAX_DURATION_S) if stream else None,
         stream,
@@ -113,11 +171,64 @@ def _request(obj: dict[str, Any]) -> Request:
     )
 
 
-_KINDS = {"request": _request}
+def _stream_start(obj: dict[str, Any]) -> StreamStart:
+    call_id = obj.get("call_id")
+    if type(call_id) is not str or not call_id:
+        raise InvalidLine("bad_field", "stream_start needs a call_id")
+    return StreamStart(
+        parse_ts(obj.get("ts")), call_id, _text(obj, "tenant_id"), _text(obj, "provider"), _text(obj, "model")
+    )
+
+
+def _rate_limited(obj: dict[str, Any]) -> RateLimited:
+    return RateLimited(parse_ts(obj.get("ts")), _text(obj, "tenant_id"), _text(obj, "provider"))
+
+
+def _circuit_breaker(obj: dict[str, Any]) -> BreakerState:
+    provider = obj.get("provider")
+    if type(provider) is not str or not provider:
+        raise InvalidLine("bad_field", "circuit_breaker needs a provider")
+    state = obj.get("state")
+    if type(state) is str and state in BREAKER_STATES:
+        state = BREAKER_STATES[state]
+    elif type(state) is not int or not 0 <= state <= 2:
+        raise InvalidLine("bad_field", f"state={state!r:.40}")
+    return BreakerState(parse_ts(obj.get("ts")), provider, state)
+
+
+def _budget(obj: dict[str, Any]) -> BudgetUsage:
+    tenant = obj.get("tenant_id")
+    if type(tenant) is not str:
+        raise InvalidLine("bad_field", "budget needs a tenant_id")
+    spent = _number(obj, "spent_usd", MAX_COST_USD)
+    limit = _number(obj, "limit_usd", MAX_COST_USD)
+    if spent is None or not limit:
+        raise InvalidLine("bad_field", "budget needs spent_usd and a positive limit_usd")
+    return BudgetUsage(parse_ts(obj.get("ts")), tenant, spent, limit)
+
+
+def _cache(obj: dict[str, Any]) -> CacheLookup:
+    hit = obj.get("hit")
+    if type(hit) is not bool:
+        raise InvalidLine("bad_field", f"hit={hit!r:.40}")
+    return CacheLookup(parse_ts(obj.get("ts")), _text(obj, "tenant_id"), hit)
+
+
+_KINDS = {
+    "request": _request,
+    "stream_start": _stream_start,
+    "rate_limited": _rate_limited,
+    "circuit_breaker": _circuit_breaker,
+    "budget": _budget,
+    "cache": _cache,
+}
 
 
 def parse(obj: dict[str, Any]) -> list[Event]:
     """One native line → its event; an unknown ``event`` kind is skipped (newer writer)."""
+    event = _fast_request(obj)
+    if event is not None:
+        return [event]
     version = obj.get("v", SCHEMA_VERSION)
     if version != SCHEMA_VERSION or type(version) is not int:
         raise InvalidLine("unsupported_version", f"v={version!r:.20}")
