@@ -10,8 +10,10 @@ import sys
 import click
 
 from llm_log_exporter import __version__
+from llm_log_exporter.hook import install_hook_command, uninstall_hook_command
 from llm_log_exporter.metrics import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS
 from llm_log_exporter.parsers import names as format_names
+from llm_log_exporter.parsers.options import DEFAULT_TENANT_FROM, TENANT_SOURCES, parse_tenant_from
 
 ENV_PREFIX = "LLM_LOG_EXPORTER"
 _NAMESPACE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -38,6 +40,13 @@ def _config(ctx: click.Context, param: click.Parameter, value: str | None) -> No
         from llm_log_exporter.config_file import load_config
 
         ctx.default_map = {**load_config(value, ctx.command), **(ctx.default_map or {})}
+
+
+def _tenant_from(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    try:
+        return parse_tenant_from(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
 
 
 def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -85,6 +94,11 @@ def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="Seconds of event time an open derived breaker waits before half-open.")
 @click.option("--derived-breaker/--no-derived-breaker", default=True,
               help="Derive breaker state from request outcomes where no circuit_breaker events exist.")
+@click.option("--prices", metavar="FILE",
+              help="Price table (LiteLLM model_prices_and_context_window JSON) for events without a cost; "
+                   "'off' for none [default: the table bundled with an installed litellm].")
+@click.option("--tenant-from", default=",".join(DEFAULT_TENANT_FROM), callback=_tenant_from, metavar="LIST",
+              help=f"Where LiteLLM payloads keep the tenant, first match wins; from {', '.join(TENANT_SOURCES)}.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.version_option(__version__, prog_name="llm-log-exporter")
 @click.pass_context
@@ -129,19 +143,25 @@ def healthcheck(ctx: click.Context, timeout: float) -> None:
 
 
 def run_daemon(files: tuple[str, ...], **options: object) -> None:
+    from llm_log_exporter.budgets import BudgetError
     from llm_log_exporter.daemon import Config, Exporter
+    from llm_log_exporter.prices import PriceTableError
 
     options = {k: v for k, v in options.items() if v is not None}
     config = Config(files=[os.path.expanduser(f) for f in files], **options)  # type: ignore[arg-type]
-    from llm_log_exporter.budgets import BudgetError
-
     try:
         exporter = Exporter(config)
     except BudgetError as err:
         raise click.BadParameter(str(err), param_hint="--budgets") from None
+    except PriceTableError as err:
+        raise click.ClickException(str(err)) from None
     try:
         exporter.bind()
     except OSError as err:
         raise click.ClickException(f"cannot listen on {config.host}:{config.port}: {err.strerror or err}") from None
     exporter.install_signal_handlers()
     exporter.serve()
+
+
+main.add_command(install_hook_command)
+main.add_command(uninstall_hook_command)

@@ -76,6 +76,7 @@ class UsageCollector(Collector):
                 usage.budgets.ratios(usage.clock),
                 usage.expired_streams,
             )
+            cost_unknown = dict(usage.cost_unknown)
         ns = self.ns
         requests = CounterMetricFamily(
             f"{ns}_requests", "LLM requests by final status.", labels=[*USAGE_LABELS, "status"]
@@ -129,6 +130,13 @@ class UsageCollector(Collector):
         for name, value in overflow.items():
             folded.add_metric([name], value)
         yield folded
+        unpriced = CounterMetricFamily(
+            f"{SELF_PREFIX}_cost_unknown", "Events with tokens but no cost and no price for their model.",
+            labels=["model"],
+        )
+        for model, value in cost_unknown.items():
+            unpriced.add_metric([model], value)
+        yield unpriced
 
     def _gateway(
         self,

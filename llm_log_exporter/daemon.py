@@ -20,6 +20,8 @@ from llm_log_exporter.ingest import Ingestor
 from llm_log_exporter.lag import LagCollector
 from llm_log_exporter.metrics import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS, Store, UsageMetrics
 from llm_log_exporter.parsers import get_parser
+from llm_log_exporter.parsers.options import DEFAULT_TENANT_FROM, ParserOptions
+from llm_log_exporter.prices import load_prices
 from llm_log_exporter.server import MetricsServer
 from llm_log_exporter.tailer import Tailer
 
@@ -50,6 +52,9 @@ class Config:
     breaker_cooldown: float = 30.0
     derived_breaker: bool = True
 
+    prices: str | None = None  # price table file; None: litellm's bundled one; "off": none
+    tenant_from: Sequence[str] = DEFAULT_TENANT_FROM
+
 
 def build_usage(config: Config) -> UsageMetrics:
     """The aggregation state for a config: shared by the daemon and replay, so both count alike."""
@@ -73,7 +78,8 @@ class Exporter:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.store = Store(build_usage(config))
-        self.ingestor = Ingestor(self.store, get_parser(config.format))
+        parser = get_parser(config.format, ParserOptions(tenant_from=tuple(config.tenant_from)))
+        self.ingestor = Ingestor(self.store, parser, load_prices(config.prices))
         self.tailer = Tailer(
             config.files,
             self.ingestor,

@@ -42,6 +42,9 @@ class Request(NamedTuple):
     reasoning_tokens: int
     cost_usd: float | None  # None: cost unknown (never counted as zero)
     cache_hit: bool | None
+    # Which price-table rates apply when the cost is filled in from --prices: None (standard) or a
+    # LiteLLM key suffix such as "batches" (batch APIs bill about half), "priority", "flex".
+    price_tier: str | None = None
 
 
 class StreamStart(NamedTuple):

@@ -14,6 +14,7 @@ import orjson
 from llm_log_exporter.events import InvalidLine, Request
 from llm_log_exporter.metrics import Store
 from llm_log_exporter.parsers import ParseFn
+from llm_log_exporter.prices import PriceTable
 
 log = logging.getLogger("llm_log_exporter")
 
@@ -44,10 +45,21 @@ class RateLimitedLog:
 class Ingestor:
     """Implements the tailer's ``TailSink``: parses complete lines and updates the store."""
 
-    def __init__(self, store: Store, parse: ParseFn) -> None:
+    def __init__(self, store: Store, parse: ParseFn, prices: PriceTable | None = None) -> None:
         self.store = store
         self.parse = parse
+        self.prices = prices
         self.rejects = RateLimitedLog()
+
+    def _fill_cost(self, event: Request) -> Request:
+        """Price an event that came without a cost; count it when no price is known (lock held)."""
+        if not (event.prompt_tokens or event.completion_tokens):
+            return event  # nothing was billed
+        cost = self.prices.cost(event) if self.prices is not None else None
+        if cost is None:
+            self.store.usage.unknown_cost(event.model)
+            return event
+        return event._replace(cost_usd=cost)
 
     def on_lines(self, path: str, lines: list[bytes], first_lineno: int, first_offset: int) -> None:
         loads = orjson.loads
@@ -80,6 +92,8 @@ class Ingestor:
                 parsed += 1
                 for event in events:
                     if type(event) is Request:
+                        if event.cost_usd is None:
+                            event = self._fill_cost(event)
                         apply_request(event)
                     else:
                         apply((event,))

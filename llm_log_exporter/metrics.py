@@ -109,6 +109,7 @@ class UsageMetrics:
             BudgetUsage: self.budget,
             CacheLookup: self.cache_lookup,
         }
+        self.cost_unknown: dict[str, int] = {}  # model label → events whose cost nobody could tell
 
     def _record(self, raw: LabelKey) -> list:
         guards = self.guards
@@ -131,6 +132,11 @@ class UsageMetrics:
         self._keys[raw] = record
         return record
 
+    def unknown_cost(self, model: str) -> None:
+        """An event with tokens but no cost, and no price for its model."""
+        label = self.guards["model"].admit(model)
+        self.cost_unknown[label] = self.cost_unknown.get(label, 0) + 1
+
     def apply(self, events: Iterable[Event]) -> None:
         kinds = self._kinds
         for event in events:
@@ -145,7 +151,7 @@ class UsageMetrics:
 
     def request(self, ev: Request) -> None:
         (ts, call_id, _model, _provider, _tenant, status, error_type, duration, ttft, _stream,
-         prompt, completion, cached, cache_write, reasoning, cost, cache_hit) = ev
+         prompt, completion, cached, cache_write, reasoning, cost, cache_hit, _price_tier) = ev
         if ts is not None and (self.clock is None or ts > self.clock):
             self.clock = ts
         raw = (_tenant, _provider, _model)

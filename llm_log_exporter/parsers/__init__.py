@@ -1,8 +1,9 @@
 """Input formats: one module per format, each turning a decoded JSON object into events.
 
 A format module provides ``NAME``, ``detect(obj) -> bool`` (used by ``--format auto``) and
-``parse(obj) -> list[Event]`` (raising ``InvalidLine``). JSON decoding happens once, in the
-caller, so auto-detection costs no second parse.
+``parse(obj) -> list[Event]`` (raising ``InvalidLine``; ``[]`` for a line of the format that carries
+no usage). A module whose parsing depends on options also provides ``bind(options) -> parse``.
+JSON decoding happens once, in the caller, so auto-detection costs no second parse.
 """
 
 from __future__ import annotations
@@ -12,12 +13,18 @@ from types import ModuleType
 from typing import Any
 
 from llm_log_exporter.events import Event, InvalidLine
-from llm_log_exporter.parsers import native
+from llm_log_exporter.parsers import aider, anthropic_batch, litellm, native, openai_batch
+from llm_log_exporter.parsers.options import ParserOptions
 
 ParseFn = Callable[[dict[str, Any]], list[Event]]
 
-# Detection order matters: the most specific shapes first.
-FORMATS: dict[str, ModuleType] = {native.NAME: native}
+# Detection order matters only as a tie-break; each detect() keys on fields no other format has
+# at top level (tests check every sample matches exactly one): native `v`; SLO `startTime` +
+# `status`; OpenAI batch `custom_id` + `response`; Anthropic batch `custom_id` + `result`;
+# aider `event` + `properties` + `user_id`.
+FORMATS: dict[str, ModuleType] = {
+    module.NAME: module for module in (native, litellm, openai_batch, anthropic_batch, aider)
+}
 
 AUTO = "auto"
 
@@ -26,18 +33,26 @@ def names() -> list[str]:
     return [AUTO, *FORMATS]
 
 
-def _parse_auto(obj: dict[str, Any]) -> list[Event]:
-    for module in FORMATS.values():
-        if module.detect(obj):
-            return module.parse(obj)
-    raise InvalidLine("unknown_format")
+def _bound(module: ModuleType, options: ParserOptions) -> ParseFn:
+    bind = getattr(module, "bind", None)
+    return bind(options) if bind is not None else module.parse
 
 
-def get_parser(name: str) -> ParseFn:
-    """The parse function for ``--format NAME``."""
+def get_parser(name: str, options: ParserOptions | None = None) -> ParseFn:
+    """The parse function for ``--format NAME``, with ``options`` bound where a format uses them."""
+    options = options or ParserOptions()
     if name == AUTO:
-        return _parse_auto
+        table = [(module.detect, _bound(module, options)) for module in FORMATS.values()]
+
+        def parse_auto(obj: dict[str, Any]) -> list[Event]:
+            for detect, parse in table:
+                if detect(obj):
+                    return parse(obj)
+            raise InvalidLine("unknown_format")
+
+        return parse_auto
     try:
-        return FORMATS[name].parse
+        module = FORMATS[name]
     except KeyError:
         raise ValueError(f"unknown format {name!r}; choose from {', '.join(names())}") from None
+    return _bound(module, options)

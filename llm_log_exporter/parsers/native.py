@@ -122,7 +122,7 @@ def _fast_request(obj: dict[str, Any]) -> Request | None:
         and error_type is None
     ):
         return _new(Request, (ts, call_id, model, provider, tenant, status, None, d, ttft, stream,
-                              p, c, ca, cw, r, cost, cache_hit))
+                              p, c, ca, cw, r, cost, cache_hit, None))  # every field, price_tier last
     return None
 
 
