@@ -69,7 +69,8 @@ class Exporter:
         )
         self.checkpointer: state.Checkpointer | None = None
         if config.state_file:
-            self._resume(positions)
+            if load_result == state.RESTORED:
+                self._resume(positions)
             self.checkpointer = state.Checkpointer(config.state_file, config.state_interval, self.tailer.positions,
                                                    self.store, settings, load_result)
             self.tailer.after_poll = self.checkpointer.maybe
