@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 FP_BYTES = 256
@@ -112,9 +112,15 @@ def locate(pos: Position, claimed: set[tuple[int, int]], *, by_content: bool) ->
     Callers run the identity pass for every position before any content pass. A file truncated, replaced
     or deleted while the exporter was down is not found: the caller reads the path from the start.
     """
-    if by_content and pos.offset == 0:
-        return None  # nothing consumed: any file would "match"; reading the path from 0 is right anyway
-    for path in _candidates(pos):
+    if pos.offset == 0:
+        # Nothing consumed: the fingerprints are empty and any file with a reused inode would "match".
+        # Only the path itself is resumed (from 0, as discovery would); a renamed one is not looked for.
+        if by_content:
+            return None
+        candidates: Iterable[str] = (pos.path,)
+    else:
+        candidates = _candidates(pos)
+    for path in candidates:
         fd = _open_if(path, pos, claimed, same_inode=not by_content)
         if fd is not None:
             how = COPIED if by_content else SAME if path == pos.path else RENAMED

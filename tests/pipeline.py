@@ -14,6 +14,7 @@ from pathlib import Path
 from prometheus_client.exposition import generate_latest
 
 from llm_log_exporter.daemon import Config, Exporter
+from llm_log_exporter.metrics import REQ_FAILURE, REQ_SUCCESS
 from tests.helpers import Samples, parse_exposition, value
 
 
@@ -81,6 +82,15 @@ class Pipeline:
             return value(self.samples(), name, **labels)
         except KeyError:
             return 0
+
+    def counted_in_store(self) -> Counter[str]:
+        """``counted()`` read from the store directly: the same numbers without building a scrape."""
+        out: Counter[str] = Counter()
+        with self.exp.store.lock:
+            for (_, _, model), rec in self.exp.store.usage.records.items():
+                if rec[REQ_SUCCESS] + rec[REQ_FAILURE]:
+                    out[model] += int(rec[REQ_SUCCESS] + rec[REQ_FAILURE])
+        return out
 
     def counted(self) -> Counter[str]:
         """Requests per model label: with one model per line, exactly how often each line was counted."""
