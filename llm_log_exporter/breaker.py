@@ -40,6 +40,14 @@ class Breakers:
         if self.derive and provider not in self.providers:
             self.providers[provider] = _Provider()
 
+    def restore(self, provider: str, explicit: bool, state: int, failures: int, opened_at: float) -> None:
+        """Put back a provider saved in a state file."""
+        if state not in (CLOSED, HALF_OPEN, OPEN):
+            raise ValueError(f"bad breaker state {state!r}")
+        self.providers[provider] = _Provider(explicit, state, failures, opened_at)
+        if state != CLOSED or failures:
+            self.troubled.add(provider)
+
     def _get(self, provider: str) -> _Provider:
         entry = self.providers.get(provider)
         if entry is None:

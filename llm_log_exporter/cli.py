@@ -99,6 +99,10 @@ def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
                    "'off' for none [default: the table bundled with an installed litellm].")
 @click.option("--tenant-from", default=",".join(DEFAULT_TENANT_FROM), callback=_tenant_from, metavar="LIST",
               help=f"Where LiteLLM payloads keep the tenant, first match wins; from {', '.join(TENANT_SOURCES)}.")
+@click.option("--state-file", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Save read positions and metric state here (atomically) and resume from it at start-up.")
+@click.option("--state-interval", default=5.0, type=click.FloatRange(0.1, 86400),
+              help="Seconds between state saves (also saved on SIGTERM/SIGINT).")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.version_option(__version__, prog_name="llm-log-exporter")
 @click.pass_context
@@ -148,6 +152,12 @@ def run_daemon(files: tuple[str, ...], **options: object) -> None:
     from llm_log_exporter.prices import PriceTableError
 
     options = {k: v for k, v in options.items() if v is not None}
+    state_file = options.get("state_file")
+    if state_file:
+        options["state_file"] = state_file = os.path.expanduser(str(state_file))
+        parent = os.path.dirname(os.path.abspath(state_file))
+        if not os.path.isdir(parent):
+            raise click.BadParameter(f"directory {parent} does not exist", param_hint="--state-file")
     config = Config(files=[os.path.expanduser(f) for f in files], **options)  # type: ignore[arg-type]
     try:
         exporter = Exporter(config)

@@ -13,16 +13,17 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
+from llm_log_exporter import state
 from llm_log_exporter.breaker import Breakers
 from llm_log_exporter.budgets import Budgets, load_budgets
 from llm_log_exporter.collector import UsageCollector
 from llm_log_exporter.ingest import Ingestor
-from llm_log_exporter.lag import LagCollector
 from llm_log_exporter.metrics import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS, Store, UsageMetrics
 from llm_log_exporter.parsers import get_parser
 from llm_log_exporter.parsers.options import DEFAULT_TENANT_FROM, ParserOptions
 from llm_log_exporter.prices import load_prices
 from llm_log_exporter.server import MetricsServer
+from llm_log_exporter.tail_metrics import TailCollector
 from llm_log_exporter.tailer import Tailer
 
 log = logging.getLogger("llm_log_exporter")
@@ -54,6 +55,8 @@ class Config:
 
     prices: str | None = None  # price table file; None: litellm's bundled one; "off": none
     tenant_from: Sequence[str] = DEFAULT_TENANT_FROM
+    state_file: str | None = None
+    state_interval: float = 5.0
 
 
 def build_usage(config: Config) -> UsageMetrics:
@@ -77,7 +80,12 @@ class Exporter:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.store = Store(build_usage(config))
+        self.store = self._new_store()
+        settings = state.settings_of(config)
+        load_result, positions = state.ABSENT, []
+        if config.state_file:
+            load_result, restored, positions = state.load(config.state_file, settings, self._new_store)
+            self.store = restored or self.store
         parser = get_parser(config.format, ParserOptions(tenant_from=tuple(config.tenant_from)))
         self.ingestor = Ingestor(self.store, parser, load_prices(config.prices))
         self.tailer = Tailer(
@@ -89,14 +97,42 @@ class Exporter:
             use_inotify=not config.poll,
             exclude=config.exclude,
         )
+        self.checkpointer: state.Checkpointer | None = None
+        if config.state_file:
+            if load_result == state.RESTORED:
+                self._resume(positions)
+            self.checkpointer = state.Checkpointer(config.state_file, config.state_interval, self.tailer.positions,
+                                                   self.store, settings, load_result)
+            self.tailer.after_poll = self.checkpointer.maybe
         disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(UsageCollector(self.store, config.namespace))
-        self.registry.register(LagCollector(self.tailer))
+        self.registry.register(TailCollector(self.tailer, self.checkpointer))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         self._stop = threading.Event()
         self.server: MetricsServer | None = None
+
+    def _new_store(self) -> Store:
+        return Store(build_usage(self.config))
+
+    def _resume(self, positions: list) -> None:
+        """Follow the state's files from their offsets; say what could not be found."""
+        found = self.tailer.restore(positions)
+        for path, how in found.items():
+            if how is None:
+                log.warning("%s: the file saved in the state was truncated, replaced or deleted while the exporter "
+                            "was down; lines written to it after the last save are lost; reading %s from the start",
+                            path, path)
+            elif how != "same":
+                log.info("%s: %s while the exporter was down; finishing it from the saved offset", path, how)
+        if positions:
+            log.info("resuming %d of %d file(s) from the state file", sum(1 for h in found.values() if h),
+                     len(positions))
+
+    def save_state(self) -> bool:
+        """Write the state file now (the polling thread must not be running)."""
+        return self.checkpointer.save() if self.checkpointer is not None else False
 
     def bind(self) -> MetricsServer:
         """Bind the port first, so a port in use fails before any file is read."""
@@ -122,7 +158,9 @@ class Exporter:
             self.tailer.poll_once()
             self.store.ready.set()
             log.info("initial read done; following %d file(s)", len(self.tailer.files))
+            self.save_state()
             self.tailer.run(self._stop)
+            self.save_state()
         finally:
             self.tailer.close()
             server.shutdown()

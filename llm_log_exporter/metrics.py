@@ -46,12 +46,20 @@ def sanitize(value: str, limit: int = MAX_LABEL_LENGTH) -> str:
 
 
 class LabelGuard:
-    """Bounds the distinct values of one label; the rest fold into ``__other__``."""
+    """Bounds the distinct values of one label; the rest fold into ``__other__``.
+
+    ``overflow`` counts distinct folded values, so it does not depend on how often or through
+    which family a value shows up; folded values are remembered up to ``FOLDED_MEMORY`` × the limit
+    (beyond that a returning value may be counted again: memory stays bounded under a flood).
+    """
+
+    FOLDED_MEMORY = 10
 
     def __init__(self, name: str, limit: int) -> None:
         self.name = name
         self.limit = limit
         self.seen: set[str] = set()
+        self.folded: set[str] = set()
         self.overflow = 0
 
     def admit(self, value: str) -> str:
@@ -61,7 +69,10 @@ class LabelGuard:
         if len(self.seen) < self.limit:
             self.seen.add(value)
             return value
-        self.overflow += 1
+        if value not in self.folded:
+            self.overflow += 1
+            if len(self.folded) < self.limit * self.FOLDED_MEMORY:
+                self.folded.add(value)
         return OTHER
 
 

@@ -34,13 +34,15 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
+from llm_log_exporter.positions import FP_BYTES, OPEN_FLAGS, Position, digest, fingerprints, locate
+
 log = logging.getLogger(__name__)
 
 Ident = tuple[int, int]
 
-_FINGERPRINT_BYTES = 256
+_FINGERPRINT_BYTES = FP_BYTES
 # O_NONBLOCK: a FIFO swapped in between stat and open must not block the reader thread.
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+_OPEN_FLAGS = OPEN_FLAGS
 # The default (all events) costs ~a full core when a writer opens/closes the file per line.
 _EVENT_FILTER = (FileModifiedEvent, FileCreatedEvent, FileMovedEvent, FileDeletedEvent)
 
@@ -76,6 +78,7 @@ class _Stream:
     tail: bytes = b""
     skip: bool = False  # drop bytes up to the next newline (oversized line, or from_end mid-line start)
     fp: bytes = b""  # up to 256 bytes before offset: detects truncate-and-regrow between polls
+    head: bytes = b""  # up to 256 first bytes of the file: part of its identity in a saved position
 
 
 class _WakeHandler(FileSystemEventHandler):
@@ -112,6 +115,8 @@ class Tailer:
     """Follows files matching ``patterns`` and feeds complete lines to ``sink``.
 
     ``min_wake_interval`` caps inotify-driven polls (default 50/s); the timer runs every ``poll_interval``.
+    ``after_poll`` runs in the polling thread after each poll of ``run``: the one moment where
+    ``positions()`` and everything the sink was given agree (used to write the restart state).
 
     Threading: ``poll_once``/``run`` must be driven by one thread; ``files``, ``lag_bytes`` and ``wake``
     may be called from any thread. Shut down with ``stop.set()``, join the ``run`` thread, then ``close()``.
@@ -130,6 +135,7 @@ class Tailer:
         use_inotify: bool = True,
         exclude: Sequence[str] = (),
         read_chunk: int = 1 << 20,
+        after_poll: Callable[[], None] | None = None,
     ) -> None:
         if isinstance(patterns, (str, bytes)) or isinstance(exclude, (str, bytes)):
             raise TypeError("patterns and exclude must be sequences of paths, not a single string")
@@ -143,6 +149,7 @@ class Tailer:
         self._max = max_line_bytes
         self._chunk = read_chunk
         self._use_inotify = use_inotify
+        self.after_poll = after_poll
         self._streams: dict[str, _Stream] = {}
         self._lock = threading.Lock()  # guards _streams swaps and fd closes against files/lag_bytes
         self._vacated: set[str] = set()  # paths whose file left; a new file there is a rotation
@@ -202,6 +209,8 @@ class Tailer:
                 started = time.monotonic()
                 try:
                     self.poll_once()
+                    if self.after_poll is not None:
+                        self.after_poll()
                 except Exception as exc:
                     self._log_poll_error(exc)
                 if self._wake.wait(self.poll_interval):
@@ -210,6 +219,87 @@ class Tailer:
                     stop.wait(self.min_wake_interval - (time.monotonic() - started))
         finally:
             self._stop = None
+
+    def positions(self) -> list[Position]:
+        """Resumable positions of the followed files; call between polls from the polling thread.
+
+        A held partial line is not consumed: its start is the saved offset, so a restart reads it again
+        whole. A file truncated since the last read is left out (a restart reads it from the start, as
+        the next poll would). Raises ``OSError`` when a file cannot be read, so no position is guessed.
+        """
+        out: list[Position] = []
+        for st in list(self._streams.values()):
+            held = len(st.tail)
+            offset = st.offset - held
+            n = min(offset, _FINGERPRINT_BYTES)
+            if held:
+                if self._truncated(st):
+                    continue
+                before = os.pread(st.fd, n, offset - n)
+            else:
+                before = st.fp
+            head = st.head[:n]
+            if len(head) != n or len(before) != n:  # opened mid-file (from_end) and head not read yet
+                fps = fingerprints(st.fd, offset)
+                if fps is None:
+                    continue
+                head_digest, before_digest = fps
+            else:
+                head_digest, before_digest = digest(head), digest(before)
+            dev, ino = st.ident
+            out.append(Position(st.path, st.watch_dir, dev, ino, offset, st.lineno, st.skip,
+                                head_digest, before_digest, held))
+        return out
+
+    def restore(self, positions: Sequence[Position]) -> dict[str, str | None]:
+        """Resume the files of a previous run; call once, before the first poll.
+
+        Each position is looked up by identity (at its path or renamed within its directory), then by
+        content (a copytruncate copy); a file found is followed under its old path from its offset, so the
+        next poll finishes it and then opens whatever is at the path now from the start. Positions whose
+        path no longer matches the patterns are dropped. ``from_end`` no longer applies: a file the
+        positions do not know appeared while the exporter was down and is read from the start.
+
+        Returns, per path, how its file was found (``same``, ``renamed``, ``copied``) or None (gone:
+        deleted, truncated or replaced while the exporter was down).
+        """
+        wanted = [p for p in positions if self._wanted(p.path)]
+        claimed: set[Ident] = {st.ident for st in self._streams.values()}
+        hits: dict[int, tuple[str, int, str]] = {}
+        for by_content in (False, True):
+            for i, pos in enumerate(wanted):
+                if i not in hits:
+                    hit = locate(pos, claimed, by_content=by_content)
+                    if hit is not None:
+                        hits[i] = hit
+        result: dict[str, str | None] = {}
+        for i, pos in enumerate(wanted):
+            hit = hits.get(i)
+            if hit is None or pos.path in self._streams:
+                if hit is not None:
+                    os.close(hit[1])
+                self._vacated.add(pos.path)  # whatever is there now is a new file
+                result[pos.path] = None
+                continue
+            path, fd, how = hit
+            s = os.fstat(fd)
+            n = min(pos.offset, _FINGERPRINT_BYTES)
+            st = _Stream(pos.path, fd, (s.st_dev, s.st_ino), _real_dir(path), offset=pos.offset,
+                         lineno=pos.lineno, skip=pos.skip, fp=os.pread(fd, n, pos.offset - n),
+                         head=os.pread(fd, n, 0))
+            with self._lock:
+                self._streams[pos.path] = st
+            if path != pos.path:
+                self._vacated.add(pos.path)
+            result[pos.path] = how
+        if self._start_paths is None:
+            self._start_paths = set()
+        return result
+
+    def _wanted(self, path: str) -> bool:
+        return any(fnmatch.fnmatch(path, p) for p in self._patterns) and not any(
+            fnmatch.fnmatch(path, ex) for ex in self._exclude
+        )
 
     def close(self) -> None:
         """Stop the observer and close every fd; held partial lines are dropped silently."""
@@ -250,7 +340,7 @@ class Tailer:
             self._discard_tail(st)
             st.offset = st.lineno = 0
             st.skip = False
-            st.fp = b""
+            st.fp = st.head = b""
         self._drain(st)
 
     def _truncated(self, st: _Stream) -> bool:
@@ -276,6 +366,8 @@ class Tailer:
         pos = st.offset
         st.offset = pos + len(data)
         fp_bytes = _FINGERPRINT_BYTES
+        if pos < fp_bytes:
+            st.head = (st.head + data)[:fp_bytes]
         st.fp = data[-fp_bytes:] if len(data) >= fp_bytes else (st.fp + data)[-fp_bytes:]
         if st.skip:
             nl = data.find(b"\n")
@@ -471,6 +563,7 @@ class Tailer:
         if len(fp) != n:  # truncated since fstat: the history is gone, read what is there now
             return
         st.fp, st.offset = fp, size
+        st.head = os.pread(st.fd, n, 0)
         st.skip = not fp.endswith(b"\n")
 
     @staticmethod
