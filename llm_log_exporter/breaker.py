@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CLOSED, HALF_OPEN, OPEN = 0, 1, 2
-STATE_NAMES = {"closed": CLOSED, "half_open": HALF_OPEN, "half-open": HALF_OPEN, "open": OPEN}
 
 # Failures that say something about the provider's health; a bad request or a missing key does not.
 TRIPPING_ERRORS = frozenset({"server_error", "timeout", "connection", "rate_limit"})
@@ -48,7 +47,11 @@ class Breakers:
     def outcome(self, provider: str, ok: bool, error_type: str | None, ts: float | None) -> None:
         if not self.derive:
             return
-        entry = self._get(provider)
+        entry = self.providers.get(provider)
+        if entry is None:
+            entry = self.providers[provider] = _Provider()
+        elif ok and entry.state == CLOSED and not entry.failures:
+            return  # the common case: a healthy provider stays healthy
         if entry.explicit:
             return
         state = self._current(entry, ts)

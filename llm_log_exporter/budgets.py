@@ -82,6 +82,11 @@ class Budgets:
         self.windows: dict[str, list[float]] = {}  # tenant → [period start, spend]
         self.explicit: dict[str, tuple[float, float]] = {}  # tenant → (spent, limit)
 
+    @property
+    def active(self) -> bool:
+        """Whether any configured budget exists (explicit events need no spend tracking)."""
+        return bool(self.tenants) or self.default is not None
+
     def budget_for(self, tenant: str) -> Budget | None:
         return self.tenants.get(tenant, self.default)
 

@@ -538,6 +538,29 @@ def build_request_event(
     }
 
 
+def build_stream_start_event(kwargs: Mapping[str, Any], *, tenant_key: str = "tenant_id") -> dict[str, Any] | None:
+    """A ``stream_start`` event for a streaming call about to be sent; None for other calls.
+
+    Its ``call_id`` is the one the final request event carries, which ends the stream.
+    """
+    if kwargs.get("stream") is not True:
+        return None
+    call_id = kwargs.get("litellm_call_id")
+    if not isinstance(call_id, str) or not call_id:
+        return None
+    model = kwargs.get("model")
+    provider = kwargs.get("custom_llm_provider")
+    return {
+        "v": SCHEMA_VERSION,
+        "event": "stream_start",
+        "ts": time.time(),
+        "call_id": call_id,
+        "model": model if isinstance(model, str) else None,
+        "provider": provider if isinstance(provider, str) else None,
+        "tenant_id": _resolve_tenant(kwargs, None, tenant_key),
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # The logger
 # --------------------------------------------------------------------------------------------
@@ -650,10 +673,16 @@ class UsageLogger:
         """Async failure."""
         self._handle(kwargs, response_obj, start_time, end_time, "failure")
 
+    def log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
+        """Before a streaming call: write ``stream_start`` so the exporter can count active streams."""
+        self._stream_start(kwargs)
+
+    async def async_log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
+        """Async twin (the proxy path); a call seen by both hooks is written once."""
+        self._stream_start(kwargs)
+
     # Hooks litellm may call that carry nothing we need (the final success event has the totals).
     # Defined so the plain (non-litellm) variant has the same surface; CustomLogger's are no-ops too.
-    def log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
-        """Ignored: before the call there is nothing to count."""
 
     def log_post_api_call(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         """Ignored."""
@@ -663,9 +692,6 @@ class UsageLogger:
 
     async def async_log_stream_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         """Ignored: per-chunk event."""
-
-    async def async_log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
-        """Ignored."""
 
     # -- core --------------------------------------------------------------------------------
 
@@ -677,6 +703,14 @@ class UsageLogger:
                 kwargs, response_obj, start_time, end_time, status=status, tenant_key=self.tenant_key
             )
             self._write(encode_event(event), (event["call_id"], event["status"], event["ts"]))
+        except Exception as exc:
+            self._record_error(exc)
+
+    def _stream_start(self, kwargs: Any) -> None:
+        try:
+            event = build_stream_start_event(kwargs, tenant_key=self.tenant_key)
+            if event is not None:
+                self._write(encode_event(event), (event["call_id"], "stream_start", 0.0))
         except Exception as exc:
             self._record_error(exc)
 

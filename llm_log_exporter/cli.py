@@ -63,6 +63,17 @@ def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--max-tenants", default=1000, type=click.IntRange(1), help="Distinct tenant_id values kept.")
 @click.option("--max-models", default=500, type=click.IntRange(1), help="Distinct model values kept.")
 @click.option("--max-providers", default=100, type=click.IntRange(1), help="Distinct provider values kept.")
+@click.option("--budgets", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="Per-tenant budgets (TOML); see docs/gateway.md.")
+@click.option("--stream-timeout", default=600.0, type=click.FloatRange(1),
+              help="Seconds of event time after which a stream start without an end is dropped.")
+@click.option("--max-streams", default=10_000, type=click.IntRange(1), help="Open stream starts kept at most.")
+@click.option("--breaker-failures", default=5, type=click.IntRange(1),
+              help="Consecutive provider failures that open the derived circuit breaker.")
+@click.option("--breaker-cooldown", default=30.0, type=click.FloatRange(0),
+              help="Seconds of event time an open derived breaker waits before half-open.")
+@click.option("--derived-breaker/--no-derived-breaker", default=True,
+              help="Derive breaker state from request outcomes where no circuit_breaker events exist.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.version_option(__version__, prog_name="llm-log-exporter")
 @click.pass_context
@@ -89,7 +100,12 @@ def run_daemon(files: tuple[str, ...], **options: object) -> None:
 
     options = {k: v for k, v in options.items() if v is not None}
     config = Config(files=[os.path.expanduser(f) for f in files], **options)  # type: ignore[arg-type]
-    exporter = Exporter(config)
+    from llm_log_exporter.budgets import BudgetError
+
+    try:
+        exporter = Exporter(config)
+    except BudgetError as err:
+        raise click.BadParameter(str(err), param_hint="--budgets") from None
     try:
         exporter.bind()
     except OSError as err:

@@ -66,6 +66,16 @@ class UsageCollector(Collector):
             records = [(key, [*rec[:DUR_BUCKETS], list(rec[DUR_BUCKETS]), list(rec[TTFT_BUCKETS])])
                        for key, rec in usage.records.items()]
             overflow = {name: guard.overflow for name, guard in usage.guards.items()}
+            usage.expire_streams()
+            gateway = (
+                {tenant: list(counts) for tenant, counts in usage.cache.items()},
+                dict(usage.rate_limits),
+                dict(usage.provider_errors),
+                usage.breakers.states(usage.clock),
+                len(usage.streams),
+                usage.budgets.ratios(usage.clock),
+                usage.expired_streams,
+            )
         ns = self.ns
         requests = CounterMetricFamily(
             f"{ns}_requests", "LLM requests by final status.", labels=[*USAGE_LABELS, "status"]
@@ -111,6 +121,7 @@ class UsageCollector(Collector):
             if rec[TTFT_COUNT]:
                 ttft.add_metric(labels, _cumulative(ttft_buckets, rec[TTFT_BUCKETS]), rec[TTFT_SUM])
         yield from (requests, duration, ttft, tokens, cached, cache_write, reasoning, cost)
+        yield from self._gateway(*gateway)
         folded = CounterMetricFamily(
             f"{SELF_PREFIX}_label_overflow", "Label values folded into __other__ by the cardinality limits.",
             labels=["label"],
@@ -118,6 +129,53 @@ class UsageCollector(Collector):
         for name, value in overflow.items():
             folded.add_metric([name], value)
         yield folded
+
+    def _gateway(
+        self,
+        cache: dict[str, list[int]],
+        rate_limits: dict[str, int],
+        errors: dict[tuple[str, str], int],
+        breakers: dict[str, int],
+        active_streams: int,
+        budgets: dict[str, float],
+        expired_streams: int,
+    ) -> Iterator[Metric]:
+        ns = self.ns
+        hits = CounterMetricFamily(f"{ns}_cache_hits", "Responses served from a cache.", labels=["tenant_id"])
+        misses = CounterMetricFamily(f"{ns}_cache_misses", "Cache lookups that missed.", labels=["tenant_id"])
+        for tenant, (hit, miss) in cache.items():
+            hits.add_metric([tenant], hit)
+            misses.add_metric([tenant], miss)
+        limited = CounterMetricFamily(
+            f"{ns}_rate_limit_hits", "Requests rejected by a rate limit (gateway or provider 429).",
+            labels=["tenant_id"],
+        )
+        for tenant, count in rate_limits.items():
+            limited.add_metric([tenant], count)
+        breaker = GaugeMetricFamily(
+            f"{ns}_circuit_breaker_state", "Circuit breaker per provider: 0 closed, 1 half-open, 2 open.",
+            labels=["provider"],
+        )
+        for provider, state in breakers.items():
+            breaker.add_metric([provider], state)
+        provider_errors = CounterMetricFamily(
+            f"{ns}_provider_errors", "Failed LLM calls by provider and error type.", labels=["provider", "error_type"]
+        )
+        for (provider, error_type), count in errors.items():
+            provider_errors.add_metric([provider, error_type], count)
+        streams = GaugeMetricFamily(f"{ns}_active_streams", "Streaming calls started and not yet finished.")
+        streams.add_metric([], active_streams)
+        budget = GaugeMetricFamily(
+            f"{ns}_budget_usage_ratio", "Spend in the current budget period / limit (above 1 when over budget).",
+            labels=["tenant_id"],
+        )
+        for tenant, ratio in budgets.items():
+            budget.add_metric([tenant], ratio)
+        expired = CounterMetricFamily(
+            f"{SELF_PREFIX}_expired_streams", "Stream starts dropped without an end (timeout or table limit)."
+        )
+        expired.add_metric([], expired_streams)
+        yield from (hits, misses, limited, breaker, provider_errors, streams, budget, expired)
 
     def _self_metrics(self) -> Iterator[Metric]:
         with self.store.lock:

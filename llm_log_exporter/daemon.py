@@ -13,6 +13,8 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
+from llm_log_exporter.breaker import Breakers
+from llm_log_exporter.budgets import Budgets, load_budgets
 from llm_log_exporter.collector import UsageCollector
 from llm_log_exporter.ingest import Ingestor
 from llm_log_exporter.metrics import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS, Store, UsageMetrics
@@ -40,6 +42,28 @@ class Config:
     max_tenants: int = 1000
     max_models: int = 500
     max_providers: int = 100
+    budgets: str | None = None
+    stream_timeout: float = 600.0
+    max_streams: int = 10_000
+    breaker_failures: int = 5
+    breaker_cooldown: float = 30.0
+    derived_breaker: bool = True
+
+
+def build_usage(config: Config) -> UsageMetrics:
+    """The aggregation state for a config: shared by the daemon and replay, so both count alike."""
+    budgets = Budgets(*load_budgets(config.budgets)) if config.budgets else Budgets()
+    return UsageMetrics(
+        buckets=config.buckets,
+        ttft_buckets=config.ttft_buckets,
+        max_tenants=config.max_tenants,
+        max_models=config.max_models,
+        max_providers=config.max_providers,
+        breakers=Breakers(config.breaker_failures, config.breaker_cooldown, config.derived_breaker),
+        budgets=budgets,
+        stream_timeout=config.stream_timeout,
+        max_streams=config.max_streams,
+    )
 
 
 class Exporter:
@@ -47,14 +71,7 @@ class Exporter:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        usage = UsageMetrics(
-            buckets=config.buckets,
-            ttft_buckets=config.ttft_buckets,
-            max_tenants=config.max_tenants,
-            max_models=config.max_models,
-            max_providers=config.max_providers,
-        )
-        self.store = Store(usage)
+        self.store = Store(build_usage(config))
         self.ingestor = Ingestor(self.store, get_parser(config.format))
         self.tailer = Tailer(
             config.files,

@@ -11,7 +11,17 @@ import threading
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 
-from llm_log_exporter.events import Event, Request
+from llm_log_exporter.breaker import Breakers
+from llm_log_exporter.budgets import Budgets
+from llm_log_exporter.events import (
+    BreakerState,
+    BudgetUsage,
+    CacheLookup,
+    Event,
+    RateLimited,
+    Request,
+    StreamStart,
+)
 
 DEFAULT_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 DEFAULT_TTFT_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -21,7 +31,7 @@ _KEY_CACHE_LIMIT = 100_000
 
 # Slots of a per-(tenant, provider, model) record.
 REQ_SUCCESS, REQ_FAILURE, TOK_IN, TOK_OUT, TOK_CACHED, TOK_CACHE_WRITE, TOK_REASONING = range(7)
-COST, DUR_SUM, DUR_COUNT, TTFT_SUM, TTFT_COUNT, DUR_BUCKETS, TTFT_BUCKETS = range(7, 14)
+COST, DUR_SUM, DUR_COUNT, TTFT_SUM, TTFT_COUNT, DUR_BUCKETS, TTFT_BUCKETS, KEY = range(7, 15)
 
 LabelKey = tuple[str, str, str]  # tenant_id, provider, model
 
@@ -65,6 +75,10 @@ class UsageMetrics:
         max_tenants: int = 1000,
         max_models: int = 500,
         max_providers: int = 100,
+        breakers: Breakers | None = None,
+        budgets: Budgets | None = None,
+        stream_timeout: float = 600.0,
+        max_streams: int = 10_000,
     ) -> None:
         self.buckets = tuple(sorted(float(b) for b in buckets))
         self.ttft_buckets = tuple(sorted(float(b) for b in ttft_buckets))
@@ -75,6 +89,25 @@ class UsageMetrics:
         }
         self.records: dict[LabelKey, list] = {}
         self._keys: dict[LabelKey, list] = {}  # raw labels → record (skips sanitizing on the hot path)
+        # AI-gateway view, keyed by admitted label values.
+        self.cache: dict[str, list[int]] = {}  # tenant → [hits, misses]
+        self.rate_limits: dict[str, int] = {}  # tenant → rejections
+        self.provider_errors: dict[tuple[str, str], int] = {}  # (provider, error_type) → failures
+        self.breakers = breakers or Breakers()
+        self.budgets = budgets or Budgets()
+        self.streams: dict[str, float | None] = {}  # call_id → start time, insertion-ordered
+        self.stream_timeout = stream_timeout
+        self.max_streams = max_streams
+        self.expired_streams = 0
+        self.clock: float | None = None  # newest event time seen: the clock of every time rule
+        self._kinds = {
+            Request: self.request,
+            StreamStart: self.stream_start,
+            RateLimited: self.rate_limited,
+            BreakerState: self.breaker_state,
+            BudgetUsage: self.budget,
+            CacheLookup: self.cache_lookup,
+        }
 
     def _record(self, raw: LabelKey) -> list:
         guards = self.guards
@@ -85,7 +118,11 @@ class UsageMetrics:
         )
         record = self.records.get(key)
         if record is None:
-            record = [0.0] * DUR_BUCKETS + [[0] * (len(self.buckets) + 1), [0] * (len(self.ttft_buckets) + 1)]
+            record = [0.0] * DUR_BUCKETS + [
+                [0] * (len(self.buckets) + 1),
+                [0] * (len(self.ttft_buckets) + 1),
+                key,
+            ]
             self.records[key] = record
         if len(self._keys) >= _KEY_CACHE_LIMIT:
             self._keys.clear()
@@ -93,17 +130,36 @@ class UsageMetrics:
         return record
 
     def apply(self, events: Iterable[Event]) -> None:
+        kinds = self._kinds
         for event in events:
-            if type(event) is Request:
-                self.request(event)
+            kinds[type(event)](event)
+
+    def _tick(self, ts: float | None) -> None:
+        if ts is not None and (self.clock is None or ts > self.clock):
+            self.clock = ts
+
+    def _tenant(self, raw: str) -> str:
+        return self.guards["tenant_id"].admit(raw)
 
     def request(self, ev: Request) -> None:
+        ts = ev.ts
+        if ts is not None and (self.clock is None or ts > self.clock):
+            self.clock = ts
         raw = (ev.tenant_id, ev.provider, ev.model)
         rec = self._keys.get(raw) or self._record(raw)
         if ev.status == "success":
             rec[REQ_SUCCESS] += 1
+            self.breakers.outcome(rec[KEY][1], True, None, ts)
         else:
             rec[REQ_FAILURE] += 1
+            self._failure(rec[KEY], ev.error_type or "other", ts)
+        if ev.cache_hit is not None:
+            counts = self.cache.get(rec[KEY][0])
+            if counts is None:
+                counts = self.cache[rec[KEY][0]] = [0, 0]
+            counts[0 if ev.cache_hit else 1] += 1
+        if self.streams and ev.call_id in self.streams:
+            del self.streams[ev.call_id]
         rec[TOK_IN] += ev.prompt_tokens
         rec[TOK_OUT] += ev.completion_tokens
         if ev.cached_tokens:
@@ -114,6 +170,8 @@ class UsageMetrics:
             rec[TOK_REASONING] += ev.reasoning_tokens
         if ev.cost_usd is not None:
             rec[COST] += ev.cost_usd
+            if self.budgets.active:
+                self.budgets.spend(rec[KEY][0], ev.cost_usd, ts)
         duration = ev.duration_s
         if duration is not None:
             rec[DUR_SUM] += duration
@@ -124,6 +182,56 @@ class UsageMetrics:
             rec[TTFT_SUM] += ttft
             rec[TTFT_COUNT] += 1
             rec[TTFT_BUCKETS][bisect_left(self.ttft_buckets, ttft)] += 1
+
+
+    def _failure(self, key: LabelKey, error_type: str, ts: float | None) -> None:
+        tenant, provider, _ = key
+        errors = self.provider_errors
+        errors[(provider, error_type)] = errors.get((provider, error_type), 0) + 1
+        if error_type == "rate_limit":  # a provider 429 is a rate-limit hit for the tenant too
+            self.rate_limits[tenant] = self.rate_limits.get(tenant, 0) + 1
+        self.breakers.outcome(provider, False, error_type, ts)
+
+    def stream_start(self, ev: StreamStart) -> None:
+        self._tick(ev.ts)
+        streams = self.streams
+        streams.pop(ev.call_id, None)
+        streams[ev.call_id] = ev.ts if ev.ts is not None else self.clock
+        if len(streams) > self.max_streams:
+            del streams[next(iter(streams))]
+            self.expired_streams += 1
+
+    def expire_streams(self) -> None:
+        """Drop starts older than the stream timeout on event time (oldest first)."""
+        if self.clock is None or not self.streams:
+            return
+        cutoff = self.clock - self.stream_timeout
+        streams = self.streams
+        stale = [call_id for call_id, start in streams.items() if start is not None and start <= cutoff]
+        for call_id in stale:
+            del streams[call_id]
+        self.expired_streams += len(stale)
+
+    def rate_limited(self, ev: RateLimited) -> None:
+        self._tick(ev.ts)
+        tenant = self._tenant(ev.tenant_id)
+        self.rate_limits[tenant] = self.rate_limits.get(tenant, 0) + 1
+
+    def breaker_state(self, ev: BreakerState) -> None:
+        self._tick(ev.ts)
+        self.breakers.explicit(self.guards["provider"].admit(ev.provider), ev.state)
+
+    def budget(self, ev: BudgetUsage) -> None:
+        self._tick(ev.ts)
+        self.budgets.set_explicit(self._tenant(ev.tenant_id), ev.spent_usd, ev.limit_usd)
+
+    def cache_lookup(self, ev: CacheLookup) -> None:
+        self._tick(ev.ts)
+        tenant = self._tenant(ev.tenant_id)
+        counts = self.cache.get(tenant)
+        if counts is None:
+            counts = self.cache[tenant] = [0, 0]
+        counts[0 if ev.hit else 1] += 1
 
 
 class FileStats:

@@ -93,18 +93,38 @@ def raw_lines(path: Path) -> list[str]:
     return text.splitlines(keepends=True)
 
 
+STREAM_START_KEYS = ["v", "event", "ts", "call_id", "model", "provider", "tenant_id"]
+
+
+def request_lines(path: Path) -> list[str]:
+    """Complete request lines; ``stream_start`` lines are checked for shape and left out."""
+    out = []
+    for line in raw_lines(path):
+        if not line.endswith("\n"):
+            continue
+        assert line.count("\n") == 1 and ", " not in line and '": ' not in line  # one compact line
+        keys = list(json.loads(line))
+        if json.loads(line)["event"] == "stream_start":
+            assert keys == STREAM_START_KEYS
+            continue
+        assert keys == KEYS  # key order as specified
+        out.append(line)
+    return out
+
+
+def stream_starts(path: Path) -> list[dict[str, Any]]:
+    return [e for e in map(json.loads, raw_lines(path)) if e["event"] == "stream_start"]
+
+
 def wait_lines(path: Path, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
-    """Poll until ``path`` holds at least ``n`` complete lines; return them parsed."""
+    """Poll until ``path`` holds at least ``n`` complete request lines; return them parsed."""
     deadline = time.monotonic() + timeout
     while True:
-        lines = [x for x in raw_lines(path) if x.endswith("\n")]
+        lines = request_lines(path)
         if len(lines) >= n or time.monotonic() > deadline:
             break
         time.sleep(0.01)
     assert len(lines) >= n, f"expected {n} lines in {path}, got {len(lines)}"
-    for line in lines:
-        assert line.count("\n") == 1 and ", " not in line and '": ' not in line  # one compact line
-        assert list(json.loads(line)) == KEYS  # key order as specified
     return [json.loads(x) for x in lines]
 
 
@@ -121,7 +141,7 @@ async def await_lines(path: Path, n: int, timeout: float = 5.0) -> None:
     """Async poll: litellm's async logging worker needs the loop to run."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if len([x for x in raw_lines(path) if x.endswith("\n")]) >= n:
+        if len(request_lines(path)) >= n:
             return
         await asyncio.sleep(0.01)
 
@@ -247,6 +267,9 @@ def test_sync_stream_one_line_with_ttft(log_path: Path, capture: SLOCapture) -> 
     slo = capture.wait(event["call_id"])
     assert_matches_slo(event, slo)
     assert event["stream"] is True and slo["stream"] is True
+    (start,) = stream_starts(log_path)  # written before the call, ended by the request's call_id
+    assert start["call_id"] == event["call_id"] and start["model"] == MODEL and start["provider"] == "openai"
+    assert start["ts"] <= event["ts"]
     assert event["ttft_s"] == pytest.approx(slo["completionStartTime"] - slo["startTime"], abs=1e-6)
     assert 0 <= event["ttft_s"] <= event["duration_s"]
     usage = [c.usage for c in chunks if getattr(c, "usage", None)]

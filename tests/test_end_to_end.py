@@ -56,6 +56,13 @@ def test_litellm_calls_counted_exactly_by_the_daemon(tmp_path: Path) -> None:
             assert math.isclose(value(samples, "llm_request_duration_seconds_sum"),
                                 sum(e["duration_s"] for e in events), rel_tol=1e-9)
             assert value(samples, "llm_exporter_lines_total", result="invalid") == 0
+            # The stream's stream_start line (pre-call hook) was ended by its request line.
+            assert value(samples, "llm_exporter_lines_total", result="parsed") == 4
+            assert value(samples, "llm_active_streams") == 0
+            assert value(samples, "llm_provider_errors_total", provider="openai", error_type="rate_limit") == 1
+            assert value(samples, "llm_rate_limit_hits_total", tenant_id="acme") == 1
+            assert value(samples, "llm_cache_misses_total") + value(samples, "llm_cache_hits_total") == sum(
+                s["cache_hit"] is not None for s in slos)
     finally:
         reset_litellm_callbacks()
         logger.close()

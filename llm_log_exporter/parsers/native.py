@@ -10,7 +10,19 @@ import math
 from datetime import datetime
 from typing import Any
 
-from llm_log_exporter.events import SCHEMA_VERSION, Event, InvalidLine, Request
+from llm_log_exporter.events import (
+    BREAKER_STATES,
+    ERROR_TYPES,
+    SCHEMA_VERSION,
+    BreakerState,
+    BudgetUsage,
+    CacheLookup,
+    Event,
+    InvalidLine,
+    RateLimited,
+    Request,
+    StreamStart,
+)
 
 NAME = "native"
 
@@ -87,8 +99,11 @@ def _request(obj: dict[str, Any]) -> Request:
     if cache_hit is not None and type(cache_hit) is not bool:
         raise InvalidLine("bad_field", f"cache_hit={cache_hit!r:.40}")
     error_type = obj.get("error_type")
-    if error_type is not None and type(error_type) is not str:
-        raise InvalidLine("bad_field", f"error_type={error_type!r:.40}")
+    if error_type is not None:
+        if type(error_type) is not str:
+            raise InvalidLine("bad_field", f"error_type={error_type!r:.40}")
+        if error_type not in ERROR_TYPES:
+            error_type = "other"  # bounded vocabulary: a gateway's own names never add series
     prompt = _count(obj, "prompt_tokens")
     completion = _count(obj, "completion_tokens")
     _count(obj, "total_tokens")  # validated; totals are derived from input + output
@@ -99,7 +114,7 @@ def _request(obj: dict[str, Any]) -> Request:
         _text(obj, "provider"),
         _text(obj, "tenant_id"),
         status,
-        error_type if status == "failure" else None,
+        (error_type or "other") if status == "failure" else None,
         _number(obj, "duration_s", MAX_DURATION_S),
         _number(obj, "ttft_s", MAX_DURATION_S) if stream else None,
         stream,
@@ -113,7 +128,57 @@ def _request(obj: dict[str, Any]) -> Request:
     )
 
 
-_KINDS = {"request": _request}
+def _stream_start(obj: dict[str, Any]) -> StreamStart:
+    call_id = obj.get("call_id")
+    if type(call_id) is not str or not call_id:
+        raise InvalidLine("bad_field", "stream_start needs a call_id")
+    return StreamStart(
+        parse_ts(obj.get("ts")), call_id, _text(obj, "tenant_id"), _text(obj, "provider"), _text(obj, "model")
+    )
+
+
+def _rate_limited(obj: dict[str, Any]) -> RateLimited:
+    return RateLimited(parse_ts(obj.get("ts")), _text(obj, "tenant_id"), _text(obj, "provider"))
+
+
+def _circuit_breaker(obj: dict[str, Any]) -> BreakerState:
+    provider = obj.get("provider")
+    if type(provider) is not str or not provider:
+        raise InvalidLine("bad_field", "circuit_breaker needs a provider")
+    state = obj.get("state")
+    if type(state) is str and state in BREAKER_STATES:
+        state = BREAKER_STATES[state]
+    elif type(state) is not int or not 0 <= state <= 2:
+        raise InvalidLine("bad_field", f"state={state!r:.40}")
+    return BreakerState(parse_ts(obj.get("ts")), provider, state)
+
+
+def _budget(obj: dict[str, Any]) -> BudgetUsage:
+    tenant = obj.get("tenant_id")
+    if type(tenant) is not str:
+        raise InvalidLine("bad_field", "budget needs a tenant_id")
+    spent = _number(obj, "spent_usd", MAX_COST_USD)
+    limit = _number(obj, "limit_usd", MAX_COST_USD)
+    if spent is None or not limit:
+        raise InvalidLine("bad_field", "budget needs spent_usd and a positive limit_usd")
+    return BudgetUsage(parse_ts(obj.get("ts")), tenant, spent, limit)
+
+
+def _cache(obj: dict[str, Any]) -> CacheLookup:
+    hit = obj.get("hit")
+    if type(hit) is not bool:
+        raise InvalidLine("bad_field", f"hit={hit!r:.40}")
+    return CacheLookup(parse_ts(obj.get("ts")), _text(obj, "tenant_id"), hit)
+
+
+_KINDS = {
+    "request": _request,
+    "stream_start": _stream_start,
+    "rate_limited": _rate_limited,
+    "circuit_breaker": _circuit_breaker,
+    "budget": _budget,
+    "cache": _cache,
+}
 
 
 def parse(obj: dict[str, Any]) -> list[Event]:
