@@ -157,11 +157,27 @@ def _ingestor(fmt: str = AUTO) -> Ingestor:
     return Ingestor(Store(UsageMetrics(max_tenants=5, max_models=5, max_providers=5)), get_parser(fmt))
 
 
+def _plain(value: Any) -> Any:
+    """A comparable deep copy: containers and objects (their attributes) down to scalars."""
+    if value is None or isinstance(value, (str, bytes, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(map(repr, value))
+    if callable(value):
+        return None
+    attrs = getattr(value, "__dict__", None)
+    if attrs is None:
+        attrs = {name: getattr(value, name) for name in getattr(value, "__slots__", ())}
+    return {"__type__": type(value).__name__, **{k: _plain(v) for k, v in attrs.items()}}
+
+
 def usage_state(store: Store) -> dict[str, Any]:
-    """Every public aggregate of the usage state (records, label guards, anything added later)."""
-    state = {k: v for k, v in vars(store.usage).items() if not k.startswith("_")}
-    state["guards"] = {name: (sorted(g.seen), g.overflow) for name, g in store.usage.guards.items()}
-    return copy.deepcopy(state)
+    """Every aggregate of the usage state (records, label guards, anything added later), not caches."""
+    return {k: _plain(v) for k, v in vars(store.usage).items() if k not in ("_keys", "_kinds")}
 
 
 def _hostile_text(obj: dict[str, Any], trick: str) -> bytes:
