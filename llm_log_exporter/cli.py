@@ -63,6 +63,10 @@ def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--max-tenants", default=1000, type=click.IntRange(1), help="Distinct tenant_id values kept.")
 @click.option("--max-models", default=500, type=click.IntRange(1), help="Distinct model values kept.")
 @click.option("--max-providers", default=100, type=click.IntRange(1), help="Distinct provider values kept.")
+@click.option("--max-label-sets", default=10_000, type=click.IntRange(1),
+              help="Distinct (tenant_id, provider, model) combinations kept; the rest fold into __other__.")
+@click.option("--max-label-length", default=128, type=click.IntRange(8, 4096),
+              help="Label values are cut to this many characters.")
 @click.option("--budgets", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
               help="Per-tenant budgets (TOML); see docs/gateway.md.")
 @click.option("--stream-timeout", default=600.0, type=click.FloatRange(1),

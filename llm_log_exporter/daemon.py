@@ -48,6 +48,8 @@ class Config:
     breaker_failures: int = 5
     breaker_cooldown: float = 30.0
     derived_breaker: bool = True
+    max_label_length: int = 128
+    max_label_sets: int = 10_000
 
 
 def build_usage(config: Config) -> UsageMetrics:
@@ -63,6 +65,8 @@ def build_usage(config: Config) -> UsageMetrics:
         budgets=budgets,
         stream_timeout=config.stream_timeout,
         max_streams=config.max_streams,
+        max_label_length=config.max_label_length,
+        max_label_sets=config.max_label_sets,
     )
 
 
