@@ -78,6 +78,14 @@ def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="Seconds of event time an open derived breaker waits before half-open.")
 @click.option("--derived-breaker/--no-derived-breaker", default=True,
               help="Derive breaker state from request outcomes where no circuit_breaker events exist.")
+@click.option("--web.config.file", "web_config_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="TLS and basic auth, exporter-toolkit format (needs the [web] extra); see docs/security.md.")
+@click.option("--web.max-connections", "web_max_connections", default=64, type=click.IntRange(1, 10_000),
+              help="HTTP connections served at once; more wait in the listen backlog.")
+@click.option("--web.read-timeout", "web_read_timeout", default=10.0, type=click.FloatRange(0.1, 3600),
+              help="Seconds for the TLS handshake, for each request head, and for keep-alive idling.")
+@click.option("--web.write-timeout", "web_write_timeout", default=30.0, type=click.FloatRange(0.1, 3600),
+              help="Seconds to send one response.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.version_option(__version__, prog_name="llm-log-exporter")
 @click.pass_context
@@ -110,9 +118,13 @@ def run_daemon(files: tuple[str, ...], **options: object) -> None:
         exporter = Exporter(config)
     except BudgetError as err:
         raise click.BadParameter(str(err), param_hint="--budgets") from None
+    from llm_log_exporter.webconfig import WebConfigError
+
     try:
         exporter.bind()
     except OSError as err:
         raise click.ClickException(f"cannot listen on {config.host}:{config.port}: {err.strerror or err}") from None
+    except WebConfigError as err:
+        raise click.ClickException(f"--web.config.file: {err}") from None
     exporter.install_signal_handlers()
     exporter.serve()
