@@ -32,6 +32,13 @@ class Breakers:
         self.cooldown = cooldown
         self.derive = derive
         self.providers: dict[str, _Provider] = {}
+        # Providers whose next success changes something; a success elsewhere can skip ``outcome``.
+        self.troubled: set[str] = set()
+
+    def register(self, provider: str) -> None:
+        """Show a provider as closed from its first request on."""
+        if self.derive and provider not in self.providers:
+            self.providers[provider] = _Provider()
 
     def _get(self, provider: str) -> _Provider:
         entry = self.providers.get(provider)
@@ -57,9 +64,11 @@ class Breakers:
         state = self._current(entry, ts)
         if ok:
             entry.state, entry.failures = CLOSED, 0
+            self.troubled.discard(provider)
             return
         if error_type not in TRIPPING_ERRORS:
             return
+        self.troubled.add(provider)
         if state == HALF_OPEN:
             entry.state, entry.opened_at = OPEN, ts or entry.opened_at
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import ssl
 import sys
 
 import click
@@ -32,6 +33,14 @@ def _buckets(ctx: click.Context, param: click.Parameter, value: str | None) -> t
     return parse_buckets(value) if value is not None else None
 
 
+def _config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Eager: the file becomes the default_map, below flags and LLM_LOG_EXPORTER_* variables."""
+    if value is not None:
+        from llm_log_exporter.config_file import load_config
+
+        ctx.default_map = {**load_config(value, ctx.command), **(ctx.default_map or {})}
+
+
 def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
     if not _NAMESPACE.match(value):
         raise click.BadParameter(f"{value!r} is not a valid metric name prefix")
@@ -42,6 +51,9 @@ def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
     invoke_without_command=True,
     context_settings={"auto_envvar_prefix": ENV_PREFIX, "show_default": True, "max_content_width": 100},
 )
+@click.option("--config", type=click.Path(exists=True, dir_okay=False), metavar="FILE", is_eager=True,
+              expose_value=False, callback=_config,
+              help="YAML file of options (keys are the long option names); see `config-example`.")
 @click.option("--file", "file", multiple=True, metavar="PATH",
               help="Usage log to follow (repeatable; globs allowed). Env: space-separated list.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip paths matching this glob (repeatable).")
@@ -105,6 +117,43 @@ def main(ctx: click.Context, file: tuple[str, ...], log_level: str, **options: o
     if not file:
         raise click.UsageError("give at least one --file (or set LLM_LOG_EXPORTER_FILE)")
     run_daemon(file, **options)
+
+
+@main.command("config-example")
+@click.pass_context
+def config_example(ctx: click.Context) -> None:
+    """Print a commented config file with every option at its default."""
+    from llm_log_exporter.config_file import example
+
+    click.echo(example(ctx.find_root().command), nl=False)
+
+
+@main.command("healthcheck")
+@click.option("--timeout", default=3.0, type=click.FloatRange(0.1), help="Seconds to wait for an answer.")
+@click.pass_context
+def healthcheck(ctx: click.Context, timeout: float) -> None:
+    """Exit 0 if the exporter configured by the same flags, env and config answers /healthz (for HEALTHCHECK)."""
+    from llm_log_exporter.probe import check, probe_url
+
+    params = ctx.find_root().params
+    scheme, auth_required = "http", False
+    if params.get("web_config_file"):
+        from llm_log_exporter.webconfig import WebConfigError, load
+
+        try:
+            web = load(params["web_config_file"])
+        except WebConfigError as err:
+            raise click.ClickException(f"--web.config.file: {err}") from None
+        scheme, auth_required = ("https" if web.tls else "http"), web.auth is not None
+        if web.ssl_context is not None and web.ssl_context.verify_mode == ssl.CERT_REQUIRED:
+            from llm_log_exporter.probe import check_handshake
+
+            ok, message = check_handshake(params["host"], params["port"], timeout)
+            click.echo(message, err=not ok)
+            ctx.exit(0 if ok else 1)
+    ok, message = check(probe_url(params["host"], params["port"], scheme=scheme), timeout, auth_required)
+    click.echo(message, err=not ok)
+    ctx.exit(0 if ok else 1)
 
 
 def run_daemon(files: tuple[str, ...], **options: object) -> None:

@@ -17,6 +17,7 @@ from llm_log_exporter.breaker import Breakers
 from llm_log_exporter.budgets import Budgets, load_budgets
 from llm_log_exporter.collector import UsageCollector
 from llm_log_exporter.ingest import Ingestor
+from llm_log_exporter.lag import LagCollector
 from llm_log_exporter.metrics import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS, Store, UsageMetrics
 from llm_log_exporter.parsers import get_parser
 from llm_log_exporter.server import MetricsServer, WebCollector
@@ -93,6 +94,7 @@ class Exporter:
         disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(UsageCollector(self.store, config.namespace))
+        self.registry.register(LagCollector(self.tailer))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         self._stop = threading.Event()

