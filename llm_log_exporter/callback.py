@@ -65,6 +65,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from llm_log_exporter.safe_open import open_append
+
 __all__ = [
     "DEFAULT_PATH",
     "ERROR_TYPES",
@@ -565,7 +567,6 @@ def build_stream_start_event(kwargs: Mapping[str, Any], *, tenant_key: str = "te
 # The logger
 # --------------------------------------------------------------------------------------------
 
-_O_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 _DEDUP_SIZE = 256
 
 _instances: weakref.WeakSet[UsageLogger] = weakref.WeakSet()
@@ -756,11 +757,7 @@ class UsageLogger:
             self.lines_written += 1
 
     def _open_locked(self) -> int:
-        try:
-            fd = os.open(self.path, _O_FLAGS, 0o600)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-            fd = os.open(self.path, _O_FLAGS, 0o600)
+        fd = open_append(self.path)  # 0600; no planted symlink in world-writable dirs (docs/security.md)
         try:
             st = os.fstat(fd)
         except BaseException:

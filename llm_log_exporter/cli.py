@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import ssl
 import sys
 
 import click
@@ -83,6 +84,10 @@ def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--max-tenants", default=1000, type=click.IntRange(1), help="Distinct tenant_id values kept.")
 @click.option("--max-models", default=500, type=click.IntRange(1), help="Distinct model values kept.")
 @click.option("--max-providers", default=100, type=click.IntRange(1), help="Distinct provider values kept.")
+@click.option("--max-label-sets", default=10_000, type=click.IntRange(1),
+              help="Distinct (tenant_id, provider, model) combinations kept; the rest fold into __other__.")
+@click.option("--max-label-length", default=128, type=click.IntRange(8, 4096),
+              help="Label values are cut to this many characters.")
 @click.option("--budgets", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
               help="Per-tenant budgets (TOML); see docs/gateway.md.")
 @click.option("--stream-timeout", default=600.0, type=click.FloatRange(1),
@@ -103,6 +108,14 @@ def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="Save read positions and metric state here (atomically) and resume from it at start-up.")
 @click.option("--state-interval", default=5.0, type=click.FloatRange(0.1, 86400),
               help="Seconds between state saves (also saved on SIGTERM/SIGINT).")
+@click.option("--web.config.file", "web_config_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="TLS and basic auth, exporter-toolkit format (needs the [web] extra); see docs/security.md.")
+@click.option("--web.max-connections", "web_max_connections", default=64, type=click.IntRange(1, 10_000),
+              help="HTTP connections served at once; more wait in the listen backlog.")
+@click.option("--web.read-timeout", "web_read_timeout", default=10.0, type=click.FloatRange(0.1, 3600),
+              help="Seconds for the TLS handshake, for each request head, and for keep-alive idling.")
+@click.option("--web.write-timeout", "web_write_timeout", default=30.0, type=click.FloatRange(0.1, 3600),
+              help="Seconds to send one response.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.version_option(__version__, prog_name="llm-log-exporter")
 @click.pass_context
@@ -141,7 +154,22 @@ def healthcheck(ctx: click.Context, timeout: float) -> None:
     from llm_log_exporter.probe import check, probe_url
 
     params = ctx.find_root().params
-    ok, message = check(probe_url(params["host"], params["port"]), timeout)
+    scheme, auth_required = "http", False
+    if params.get("web_config_file"):
+        from llm_log_exporter.webconfig import WebConfigError, load
+
+        try:
+            web = load(params["web_config_file"])
+        except WebConfigError as err:
+            raise click.ClickException(f"--web.config.file: {err}") from None
+        scheme, auth_required = ("https" if web.tls else "http"), web.auth is not None
+        if web.ssl_context is not None and web.ssl_context.verify_mode == ssl.CERT_REQUIRED:
+            from llm_log_exporter.probe import check_handshake
+
+            ok, message = check_handshake(params["host"], params["port"], timeout)
+            click.echo(message, err=not ok)
+            ctx.exit(0 if ok else 1)
+    ok, message = check(probe_url(params["host"], params["port"], scheme=scheme), timeout, auth_required)
     click.echo(message, err=not ok)
     ctx.exit(0 if ok else 1)
 
@@ -165,10 +193,14 @@ def run_daemon(files: tuple[str, ...], **options: object) -> None:
         raise click.BadParameter(str(err), param_hint="--budgets") from None
     except PriceTableError as err:
         raise click.ClickException(str(err)) from None
+    from llm_log_exporter.webconfig import WebConfigError
+
     try:
         exporter.bind()
     except OSError as err:
         raise click.ClickException(f"cannot listen on {config.host}:{config.port}: {err.strerror or err}") from None
+    except WebConfigError as err:
+        raise click.ClickException(f"--web.config.file: {err}") from None
     exporter.install_signal_handlers()
     exporter.serve()
 

@@ -66,6 +66,7 @@ class UsageCollector(Collector):
             records = [(key, [*rec[:DUR_BUCKETS], list(rec[DUR_BUCKETS]), list(rec[TTFT_BUCKETS])])
                        for key, rec in usage.records.items()]
             overflow = {name: guard.overflow for name, guard in usage.guards.items()}
+            overflow["label_set"] = usage.label_set_overflow
             usage.expire_streams()
             gateway = (
                 {tenant: list(counts) for tenant, counts in usage.cache.items()},

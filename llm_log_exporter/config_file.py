@@ -20,7 +20,7 @@ YAML_HINT = "--config needs PyYAML: pip install 'llm-log-exporter[yaml]'"
 # Options that are about the command itself, not the exporter.
 _NOT_KEYS = {"config", "help", "version"}
 # Path-valued keys: relative values are relative to the config file's directory (as in Prometheus).
-_PATH_KEYS = {"file", "budgets"}
+_PATH_KEYS = {"file", "budgets", "web.config.file"}
 
 
 def config_options(command: click.Command) -> dict[str, click.Option]:

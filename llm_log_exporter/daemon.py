@@ -22,7 +22,7 @@ from llm_log_exporter.metrics import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS, Stor
 from llm_log_exporter.parsers import get_parser
 from llm_log_exporter.parsers.options import DEFAULT_TENANT_FROM, ParserOptions
 from llm_log_exporter.prices import load_prices
-from llm_log_exporter.server import MetricsServer
+from llm_log_exporter.server import MetricsServer, WebCollector
 from llm_log_exporter.tail_metrics import TailCollector
 from llm_log_exporter.tailer import Tailer
 
@@ -52,6 +52,12 @@ class Config:
     breaker_failures: int = 5
     breaker_cooldown: float = 30.0
     derived_breaker: bool = True
+    max_label_length: int = 128
+    max_label_sets: int = 10_000
+    web_config_file: str | None = None
+    web_max_connections: int = 64
+    web_read_timeout: float = 10.0
+    web_write_timeout: float = 30.0
 
     prices: str | None = None  # price table file; None: litellm's bundled one; "off": none
     tenant_from: Sequence[str] = DEFAULT_TENANT_FROM
@@ -72,6 +78,8 @@ def build_usage(config: Config) -> UsageMetrics:
         budgets=budgets,
         stream_timeout=config.stream_timeout,
         max_streams=config.max_streams,
+        max_label_length=config.max_label_length,
+        max_label_sets=config.max_label_sets,
     )
 
 
@@ -136,7 +144,15 @@ class Exporter:
 
     def bind(self) -> MetricsServer:
         """Bind the port first, so a port in use fails before any file is read."""
-        self.server = MetricsServer(self.config.host, self.config.port, self.registry, self.store.ready)
+        from llm_log_exporter.webconfig import WebConfigSource
+
+        c = self.config
+        web = WebConfigSource(c.web_config_file) if c.web_config_file else None  # WebConfigError when unusable
+        self.server = MetricsServer(
+            c.host, c.port, self.registry, self.store.ready, web=web, max_connections=c.web_max_connections,
+            read_timeout=c.web_read_timeout, write_timeout=c.web_write_timeout,
+        )
+        self.registry.register(WebCollector(self.server))
         return self.server
 
     def stop(self) -> None:
@@ -146,13 +162,23 @@ class Exporter:
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop())
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, lambda *_: self._reload_web())
+
+    def _reload_web(self) -> None:
+        """SIGHUP: reload --web.config.file off the signal handler (it reads files and may run bcrypt)."""
+        web = self.server.web if self.server is not None else None
+        if web is not None:
+            threading.Thread(target=web.reload, name="web-reload", daemon=True).start()
+        else:
+            log.info("SIGHUP ignored: no --web.config.file to reload")
 
     def serve(self) -> None:
         server = self.server or self.bind()
         thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
         thread.start()
         host, port = server.server_address[:2]
-        log.info("serving metrics on http://%s:%d/metrics", host, port)
+        log.info("serving metrics on %s://%s:%d/metrics", server.scheme, host, port)
         try:
             self.tailer.start_watching()
             self.tailer.poll_once()

@@ -21,6 +21,8 @@ from llm_log_exporter import __version__
 HOOK_MODULE = "llm_log_exporter_hook"
 CALLBACK_MODULE = "llm_log_exporter_hook_callback"
 PTH_NAME = f"{HOOK_MODULE}.pth"
+# Package modules the callback imports, copied beside it under hook names (the target has no package).
+CALLBACK_DEPS = {"safe_open": f"{HOOK_MODULE}_safe_open"}
 # A .pth line starting with "import" is executed; the try keeps a broken or half-removed hook silent.
 PTH_LINE = f'import sys; exec("try:\\n import {HOOK_MODULE}\\nexcept Exception:\\n pass")\n'
 HEADER = f"# Written by llm-log-exporter {__version__} install-hook; remove with `llm-log-exporter uninstall-hook`.\n"
@@ -66,7 +68,21 @@ def _write(path: Path, text: str) -> None:
 
 
 def hook_files(site: Path) -> list[Path]:
-    return [site / PTH_NAME, site / f"{HOOK_MODULE}.py", site / f"{CALLBACK_MODULE}.py"]
+    return [site / PTH_NAME, site / f"{HOOK_MODULE}.py", site / f"{CALLBACK_MODULE}.py",
+            *(site / f"{name}.py" for name in CALLBACK_DEPS.values())]
+
+
+def standalone_callback() -> dict[str, str]:
+    """File name → source of a callback that imports nothing from this package."""
+    files = {}
+    source = (_PACKAGE / "callback.py").read_text(encoding="utf-8")
+    for module, name in CALLBACK_DEPS.items():
+        files[f"{name}.py"] = HEADER + (_PACKAGE / f"{module}.py").read_text(encoding="utf-8")
+        source = source.replace(f"from llm_log_exporter.{module} import", f"from {name} import")
+    if "llm_log_exporter." in source.replace("llm_log_exporter.callback", ""):
+        raise HookError("callback.py imports a package module that install-hook does not copy")
+    files[f"{CALLBACK_MODULE}.py"] = HEADER + source
+    return files
 
 
 def install(python: str | None = None) -> tuple[Path, dict[str, object]]:
@@ -75,11 +91,11 @@ def install(python: str | None = None) -> tuple[Path, dict[str, object]]:
     site = Path(str(probe(python)["purelib"]))
     try:
         site.mkdir(parents=True, exist_ok=True)
-        callback_source = (_PACKAGE / "callback.py").read_text(encoding="utf-8")
         hook_source = (_PACKAGE / "litellm_hook.py").read_text(encoding="utf-8")
         hook_source = hook_source.replace('CALLBACK_MODULE = "llm_log_exporter_hook_callback"',
                                           f'CALLBACK_MODULE = "{CALLBACK_MODULE}"')
-        _write(site / f"{CALLBACK_MODULE}.py", HEADER + callback_source)
+        for name, text in standalone_callback().items():
+            _write(site / name, text)
         _write(site / f"{HOOK_MODULE}.py", HEADER + hook_source)
         _write(site / PTH_NAME, HEADER + PTH_LINE)  # last: nothing runs until the modules are in place
     except OSError as err:
@@ -95,7 +111,8 @@ def uninstall(python: str | None = None) -> tuple[Path, list[Path]]:
     targets = hook_files(site)
     cache = site / "__pycache__"
     if cache.is_dir():
-        targets += sorted(cache.glob(f"{HOOK_MODULE}.*.pyc")) + sorted(cache.glob(f"{CALLBACK_MODULE}.*.pyc"))
+        for module in (HOOK_MODULE, CALLBACK_MODULE, *CALLBACK_DEPS.values()):
+            targets += sorted(cache.glob(f"{module}.*.pyc"))
     for path in targets:
         try:
             path.unlink()

@@ -18,7 +18,6 @@ from llm_log_exporter.prices import PriceTable
 
 log = logging.getLogger("llm_log_exporter")
 
-_JSON_ERRORS = (orjson.JSONDecodeError, RecursionError)
 
 
 class RateLimitedLog:
@@ -80,10 +79,17 @@ class Ingestor:
                     if type(obj) is not dict:
                         raise InvalidLine("not_object")
                     events = parse(obj)
-                except _JSON_ERRORS:
+                except orjson.JSONDecodeError:
                     self._reject(stats, path, lines, index, first_lineno, first_offset, InvalidLine("not_json"))
                     continue
                 except InvalidLine as err:
+                    self._reject(stats, path, lines, index, first_lineno, first_offset, err)
+                    continue
+                except RecursionError:  # nesting deeper than the interpreter allows a parser to look at
+                    self._reject(stats, path, lines, index, first_lineno, first_offset, InvalidLine("too_deep"))
+                    continue
+                except Exception as exc:  # a parser bug: count the line, keep the rest of the batch
+                    err = InvalidLine("parser_error", f"{type(exc).__name__}: {exc}"[:200])
                     self._reject(stats, path, lines, index, first_lineno, first_offset, err)
                     continue
                 if not events:

@@ -27,7 +27,8 @@ DEFAULT_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
 DEFAULT_TTFT_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 OTHER = "__other__"
 MAX_LABEL_LENGTH = 128
-_KEY_CACHE_LIMIT = 100_000
+MAX_LABEL_SETS = 10_000
+MAX_CALL_ID_LENGTH = 256  # stream starts are keyed by call id: a hostile id must not pin megabytes
 
 # Slots of a per-(tenant, provider, model) record.
 REQ_SUCCESS, REQ_FAILURE, TOK_IN, TOK_OUT, TOK_CACHED, TOK_CACHE_WRITE, TOK_REASONING = range(7)
@@ -55,15 +56,16 @@ class LabelGuard:
 
     FOLDED_MEMORY = 10
 
-    def __init__(self, name: str, limit: int) -> None:
+    def __init__(self, name: str, limit: int, max_length: int = MAX_LABEL_LENGTH) -> None:
         self.name = name
         self.limit = limit
+        self.max_length = max_length
         self.seen: set[str] = set()
         self.folded: set[str] = set()
         self.overflow = 0
 
     def admit(self, value: str) -> str:
-        value = sanitize(value)
+        value = sanitize(value, self.max_length)
         if value in self.seen:
             return value
         if len(self.seen) < self.limit:
@@ -90,16 +92,24 @@ class UsageMetrics:
         budgets: Budgets | None = None,
         stream_timeout: float = 600.0,
         max_streams: int = 10_000,
+        max_label_length: int = MAX_LABEL_LENGTH,
+        max_label_sets: int = MAX_LABEL_SETS,
     ) -> None:
         self.buckets = tuple(sorted(float(b) for b in buckets))
         self.ttft_buckets = tuple(sorted(float(b) for b in ttft_buckets))
         self.guards = {
-            "tenant_id": LabelGuard("tenant_id", max_tenants),
-            "provider": LabelGuard("provider", max_providers),
-            "model": LabelGuard("model", max_models),
+            "tenant_id": LabelGuard("tenant_id", max_tenants, max_label_length),
+            "provider": LabelGuard("provider", max_providers, max_label_length),
+            "model": LabelGuard("model", max_models, max_label_length),
         }
         self.records: dict[LabelKey, list] = {}
+        # The per-label limits multiply (1000 x 100 x 500 by default), so the combinations are capped too.
+        self.max_label_sets = max_label_sets
+        self.label_set_overflow = 0
         self._keys: dict[LabelKey, list] = {}  # raw labels → record (skips sanitizing on the hot path)
+        # Bounded, and only short raw values are cached: the cache must not pin hostile megabyte labels.
+        self._key_cache_limit = max(1024, 2 * max_label_sets)
+        self._cacheable_length = 3 * max_label_length
         # AI-gateway view, keyed by admitted label values.
         self.cache: dict[str, list[int]] = {}  # tenant → [hits, misses]
         self.rate_limits: dict[str, int] = {}  # tenant → rejections
@@ -130,6 +140,10 @@ class UsageMetrics:
             guards["model"].admit(raw[2]),
         )
         record = self.records.get(key)
+        if record is None and len(self.records) >= self.max_label_sets:
+            self.label_set_overflow += 1
+            key = (OTHER, OTHER, OTHER)
+            record = self.records.get(key)
         if record is None:
             record = [0.0] * DUR_BUCKETS + [
                 [0] * (len(self.buckets) + 1),
@@ -138,9 +152,10 @@ class UsageMetrics:
             ]
             self.records[key] = record
             self.breakers.register(key[1])
-        if len(self._keys) >= _KEY_CACHE_LIMIT:
-            self._keys.clear()
-        self._keys[raw] = record
+        if len(raw[0]) + len(raw[1]) + len(raw[2]) <= self._cacheable_length:
+            if len(self._keys) >= self._key_cache_limit:
+                self._keys.clear()
+            self._keys[raw] = record
         return record
 
     def unknown_cost(self, model: str) -> None:
@@ -180,8 +195,10 @@ class UsageMetrics:
             if counts is None:
                 counts = self.cache[key[0]] = [0, 0]
             counts[0 if cache_hit else 1] += 1
-        if self.streams and call_id in self.streams:
-            del self.streams[call_id]
+        if self.streams:
+            call_id = call_id[:MAX_CALL_ID_LENGTH]
+            if call_id in self.streams:
+                del self.streams[call_id]
         rec[TOK_IN] += prompt
         rec[TOK_OUT] += completion
         if cached:
@@ -214,8 +231,9 @@ class UsageMetrics:
     def stream_start(self, ev: StreamStart) -> None:
         self._tick(ev.ts)
         streams = self.streams
-        streams.pop(ev.call_id, None)
-        streams[ev.call_id] = ev.ts if ev.ts is not None else self.clock
+        call_id = ev.call_id[:MAX_CALL_ID_LENGTH]
+        streams.pop(call_id, None)
+        streams[call_id] = ev.ts if ev.ts is not None else self.clock
         if len(streams) > self.max_streams:
             del streams[next(iter(streams))]
             self.expired_streams += 1

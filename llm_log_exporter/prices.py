@@ -23,6 +23,7 @@ log = logging.getLogger("llm_log_exporter")
 BUNDLED_NAME = "model_prices_and_context_window_backup.json"
 DISABLED = ("off", "none")
 _CACHE_LIMIT = 10_000
+_MEMO_KEY_LENGTH = 512  # no real model name comes close
 
 # Per-token rates kept from each entry (everything else in the table is dropped at load).
 _BASE_KEYS = ("input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost",
@@ -123,9 +124,10 @@ class PriceTable:
             entry = entries.get(rest)
         if entry is None and provider:
             entry = entries.get(f"{provider}/{model}")
-        if len(memo) >= _CACHE_LIMIT:
-            memo.clear()
-        memo[key] = entry
+        if len(model) + len(provider) <= _MEMO_KEY_LENGTH:  # a hostile 100 kB name is looked up, not kept
+            if len(memo) >= _CACHE_LIMIT:
+                memo.clear()
+            memo[key] = entry
         return entry
 
     def cost(self, ev: Request) -> float | None:

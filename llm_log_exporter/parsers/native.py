@@ -233,9 +233,9 @@ def parse(obj: dict[str, Any]) -> list[Event]:
     if version != SCHEMA_VERSION or type(version) is not int:
         raise InvalidLine("unsupported_version", f"v={version!r:.20}")
     kind = obj.get("event", "request")
-    build = _KINDS.get(kind)  # type: ignore[arg-type]
+    if type(kind) is not str:  # before the lookup: a list or dict is unhashable
+        raise InvalidLine("bad_field", f"event={kind!r:.40}")
+    build = _KINDS.get(kind)
     if build is None:
-        if type(kind) is not str:
-            raise InvalidLine("bad_field", f"event={kind!r:.40}")
         return []
     return [build(obj)]
