@@ -11,8 +11,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_client.registry import CollectorRegistry
+
+from llm_log_exporter.exposition import render_text
 
 _PATHS = ("/", "/metrics", "/healthz", "/readyz")
 _LANDING = b"""<html><head><title>llm-log-exporter</title></head><body>
@@ -59,6 +61,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+            if encoder is generate_latest:  # the plain text format: same bytes, rendered without Sample objects
+                encoder = render_text
             body = encoder(self.server.registry)
             extra = {}
             if "gzip" in self.headers.get("Accept-Encoding", ""):
