@@ -11,6 +11,7 @@ families (tested), so either encoder may serve a scrape.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -166,7 +167,21 @@ class _Families:
 
 
 def render_text(registry: Any) -> bytes:
-    """The Prometheus text format (0.0.4) of everything ``registry`` collects."""
+    """The Prometheus text format (0.0.4) of everything ``registry`` collects.
+
+    The cyclic GC is paused meanwhile: a scrape allocates ~one object per series line and would
+    otherwise trigger full collections over the whole heap, half the time of a 10k label set scrape.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _render(registry)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _render(registry: Any) -> bytes:
     out: list[str] = []
     escapes = _Escapes()
     pending: list[Metric] = []

@@ -127,3 +127,19 @@ def test_daemon_serves_fast_text_and_openmetrics(tmp_path) -> None:
             body = reply.read().decode()
             assert reply.headers["Content-Type"].startswith("application/openmetrics-text")
         assert body.endswith("# EOF\n") and "llm_request_duration_seconds_bucket{" in body
+
+
+def test_render_restores_the_collector_state() -> None:
+    import gc
+
+    family = CounterRows("x", "d", labels=["a"])
+    family.add_metric(["v"], 1)
+    assert gc.isenabled()
+    render_text(_Static([family]))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        render_text(_Static([family]))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
