@@ -5,7 +5,7 @@
 Prints one table (target, ours, mtail, notes) and the machine it ran on. Wall and CPU time are both
 reported: CPU time is the steadier figure on a shared machine. Every timed case is a median of
 ``--runs`` runs. ``-n`` scales the replay files (the other cases have fixed sizes); ``-n 200000``
-takes about a minute, the default about five. Run from the repository root; needs nothing beyond
+takes about two minutes, the default about ten (files are generated once per --workdir). Needs nothing beyond
 the package and its dependencies, plus ``/usr/bin/mtail`` (Debian package ``mtail``) for its column.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import importlib.metadata
 import io
 import multiprocessing
 import os
@@ -38,7 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_callback
 import generate
-import prometheus_client
 from prometheus_client.exposition import generate_latest
 
 from llm_log_exporter.daemon import Config, Exporter, build_usage
@@ -439,7 +439,7 @@ def machine() -> str:
     return (f"{model.group(1) if model else platform.machine()}, {os.cpu_count()} cores, {mem:.0f} GB RAM, "
             f"load avg {os.getloadavg()[0]:.1f} at start; {platform.system()} {platform.release()}; "
             f"Python {platform.python_version()}, orjson {orjson.__version__}, "
-            f"prometheus-client {prometheus_client.__version__ if hasattr(prometheus_client, '__version__') else '?'}, "
+            f"prometheus-client {importlib.metadata.version('prometheus-client')}, "
             f"mtail {mtail}")  # fmt: skip
 
 
