@@ -546,7 +546,8 @@ def main() -> None:
 
     print("memory ...", flush=True)
     ds = daemon_replay(small, empty)
-    row("RSS at 10k label sets (after scrapes)", "≤ 80 MB", f"{sw['rss']:.0f} MB (peak {sw['hwm']:.0f} MB)",
+    row("RSS at 10k series / at 10k label sets (after scrapes)", "≤ 80 MB",
+        f"{sn['rss']:.0f} MB (peak {sn['hwm']:.0f}) / {sw['rss']:.0f} MB (peak {sw['hwm']:.0f} MB)",
         f"one-shot over {n:,} lines: peak {mt['rss']:.0f} MB" if mt else "")
     row(f"RSS after {small_n:,} vs {n:,} lines", "constant in file size",
         f"{ds['rss']:.0f} MB vs {dr['rss']:.0f} MB (peaks {ds['hwm']:.0f} / {dr['hwm']:.0f} MB)")
