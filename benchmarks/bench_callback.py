@@ -80,16 +80,9 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=20_000)
-    parser.add_argument("--dir", default=None, help="directory for the log file (default: a temp dir)")
-    parser.add_argument("--stdlib-json", action="store_true", help="force the json fallback encoder")
-    args = parser.parse_args()
-    if args.stdlib_json:
-        cb.encode_event = cb._encode_stdlib
-
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+def measure(calls: int = 20_000, directory: str | None = None) -> dict[str, float]:
+    """Per-call µs percentiles of ``log_success_event`` writing to a real file, plus its components."""
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
         path = os.path.join(tmp, "usage.jsonl")
         logger = cb.UsageLogger(path)
         kwargs = synthetic_kwargs()
@@ -101,7 +94,7 @@ def main() -> None:
             call(kwargs, None, start, end)
 
         samples: list[float] = []
-        for i in range(args.calls):
+        for i in range(calls):
             kwargs["litellm_call_id"] = f"call-{i}"
             t0 = clock()
             call(kwargs, None, start, end)
@@ -126,17 +119,32 @@ def main() -> None:
         with open(path, "rb") as f:
             lines = sum(1 for _ in f)
         logger.close()
-
+    assert lines == calls + 2_000, (lines, calls)
     samples.sort()
+    return {
+        "p50": percentile(samples, 0.50), "p90": percentile(samples, 0.90), "p99": percentile(samples, 0.99),
+        "p999": percentile(samples, 0.999), "max": samples[-1], "mean": statistics.fmean(samples),
+        "stat": stat_us, "build": build_us, "encode": encode_us, "lines": lines,
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--dir", default=None, help="directory for the log file (default: a temp dir)")
+    parser.add_argument("--stdlib-json", action="store_true", help="force the json fallback encoder")
+    args = parser.parse_args()
+    if args.stdlib_json:
+        cb.encode_event = cb._encode_stdlib
+    r = measure(args.calls, args.dir)
     encoder = "json (stdlib)" if cb.encode_event is cb._encode_stdlib else "orjson"
-    print(f"UsageLogger.log_success_event, {args.calls} calls, encoder={encoder}, file={path}")
+    print(f"UsageLogger.log_success_event, {args.calls} calls, encoder={encoder}")
     print(
-        f"  per call µs: p50={percentile(samples, 0.50):.1f}  p90={percentile(samples, 0.90):.1f}  "
-        f"p99={percentile(samples, 0.99):.1f}  p99.9={percentile(samples, 0.999):.1f}  "
-        f"max={samples[-1]:.1f}  mean={statistics.fmean(samples):.1f}"
+        f"  per call µs: p50={r['p50']:.1f}  p90={r['p90']:.1f}  p99={r['p99']:.1f}  p99.9={r['p999']:.1f}  "
+        f"max={r['max']:.1f}  mean={r['mean']:.1f}"
     )
-    print(f"  components µs (mean): os.stat={stat_us:.2f}  build={build_us:.2f}  encode={encode_us:.2f}")
-    print(f"  lines written: {lines} (expected {args.calls + 2_000})")
+    print(f"  components µs (mean): os.stat={r['stat']:.2f}  build={r['build']:.2f}  encode={r['encode']:.2f}")
+    print(f"  lines written: {r['lines']} (expected {args.calls + 2_000})")
 
 
 if __name__ == "__main__":

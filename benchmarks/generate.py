@@ -4,15 +4,22 @@
 calls; the same seed always gives the same bytes, so benchmark runs compare like with like.
 
     python benchmarks/generate.py -n 1000000 -o /tmp/usage.jsonl
+    python benchmarks/generate.py --format litellm -n 100000 -o /tmp/litellm.jsonl
+
+``--format litellm`` writes LiteLLM StandardLoggingPayload lines (~5 KB each) built from the five
+real payloads in ``litellm-1.109.1_standard_logging_object.trimmed.jsonl`` (success, 500, 429, stream,
+async), with models, tenants (``tenant:`` request tags), times, tokens and costs varied like the native
+lines and made-up message text (never real prompts) sized to a realistic ~5 KB line.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import random
-import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 PROVIDERS = {
     "openai": ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3-mini"],
@@ -65,9 +72,45 @@ def events(n: int, seed: int = 42, start: float = START_TS, spacing: float = 0.0
         }
 
 
-def write(path: str, n: int, seed: int = 42) -> None:
+LITELLM_SAMPLES = Path(__file__).resolve().parent / "litellm-1.109.1_standard_logging_object.trimmed.jsonl"
+LITELLM_LINE_BYTES = 5_000
+
+
+def litellm_payloads(n: int, seed: int = 42) -> Iterator[dict]:
+    """StandardLoggingPayload dicts carrying the same usage as ``events(n, seed)``."""
+    templates = [json.loads(line) for line in LITELLM_SAMPLES.read_text().splitlines()]
+    success = [t for t in templates if t["status"] == "success"]
+    failures = [t for t in templates if t["status"] != "success"]
+    rng = random.Random(seed + 1)
+    for i, ev in enumerate(events(n, seed)):
+        ok = ev["status"] == "success"
+        slo = copy.deepcopy(success[i % len(success)] if ok else failures[i % len(failures)])
+        start = ev["ts"] - ev["duration_s"]
+        slo.update(
+            id=f"chatcmpl-{seed}-{i}", litellm_call_id=ev["call_id"], trace_id=f"trace-{seed}-{i}",
+            model=ev["model"], custom_llm_provider=ev["provider"], startTime=start, endTime=ev["ts"],
+            completionStartTime=start + (ev["ttft_s"] or ev["duration_s"]), response_time=ev["duration_s"],
+            stream=ev["stream"], prompt_tokens=ev["prompt_tokens"], completion_tokens=ev["completion_tokens"],
+            total_tokens=ev["total_tokens"], response_cost=ev["cost_usd"] or 0.0,
+            request_tags=[f"tenant:{ev['tenant_id']}"], cache_hit=ev["cache_hit"],
+        )  # fmt: skip
+        usage = {"completion_tokens": ev["completion_tokens"], "prompt_tokens": ev["prompt_tokens"],
+                 "total_tokens": ev["total_tokens"], "completion_tokens_details": None,
+                 "prompt_tokens_details": {"cached_tokens": ev["cached_tokens"]}}  # fmt: skip
+        slo["metadata"]["usage_object"] = usage
+        if isinstance(slo.get("response"), dict) and "usage" in slo["response"]:
+            slo["response"]["usage"] = usage
+            slo["response"]["model"] = ev["model"]
+        size = len(json.dumps(slo, separators=(",", ":")))
+        filler = max(0, LITELLM_LINE_BYTES - size - 40 + rng.randint(-400, 400))
+        slo["messages"] = [{"role": "user", "content": "lorem ipsum " * (filler // 12)}]
+        yield slo
+
+
+def write(path: str, n: int, seed: int = 42, fmt: str = "native") -> None:
+    source = litellm_payloads(n, seed) if fmt == "litellm" else events(n, seed)
     with open(path, "w", encoding="utf-8") as out:
-        for event in events(n, seed):
+        for event in source:
             out.write(json.dumps(event, separators=(",", ":")) + "\n")
 
 
@@ -76,12 +119,9 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=1_000_000, help="number of lines")
     parser.add_argument("-o", "--output", default="-", help="output file (- for stdout)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--format", choices=["native", "litellm"], default="native")
     args = parser.parse_args()
-    if args.output == "-":
-        for event in events(args.n, args.seed):
-            sys.stdout.write(json.dumps(event, separators=(",", ":")) + "\n")
-    else:
-        write(args.output, args.n, args.seed)
+    write("/dev/stdout" if args.output == "-" else args.output, args.n, args.seed, args.format)
 
 
 if __name__ == "__main__":

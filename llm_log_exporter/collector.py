@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from llm_log_exporter import __version__
+from llm_log_exporter.exposition import CounterRows, HistogramRows
 from llm_log_exporter.metrics import (
     COST,
     DUR_BUCKETS,
@@ -41,12 +41,17 @@ USAGE_LABELS = ["tenant_id", "provider", "model"]
 SELF_PREFIX = "llm_exporter"
 
 
-def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
+def _les(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    """Bucket bounds as ``le`` texts, once per scrape rather than once per series."""
+    return tuple(floatToGoString(bound) for bound in (*bounds, float("inf")))
+
+
+def _cumulative(les: tuple[str, ...], counts: list[int]) -> list[tuple[str, float]]:
     out = []
     total = 0
-    for bound, count in zip((*bounds, float("inf")), counts, strict=True):
+    for le, count in zip(les, counts, strict=True):
         total += count
-        out.append((floatToGoString(bound), total))
+        out.append((le, total))
     return out
 
 
@@ -79,35 +84,35 @@ class UsageCollector(Collector):
             )
             cost_unknown = dict(usage.cost_unknown)
         ns = self.ns
-        requests = CounterMetricFamily(
+        requests = CounterRows(
             f"{ns}_requests", "LLM requests by final status.", labels=[*USAGE_LABELS, "status"]
         )
-        tokens = CounterMetricFamily(
+        tokens = CounterRows(
             f"{ns}_tokens", "Tokens by type (input, output); sum over type is total tokens.",
             labels=[*USAGE_LABELS, "type"],
         )
-        cached = CounterMetricFamily(
+        cached = CounterRows(
             f"{ns}_cached_tokens", "Input tokens read from the provider's prompt cache (subset of input).",
             labels=USAGE_LABELS,
         )
-        cache_write = CounterMetricFamily(
+        cache_write = CounterRows(
             f"{ns}_cache_write_tokens", "Input tokens written to the provider's prompt cache (subset of input).",
             labels=USAGE_LABELS,
         )
-        reasoning = CounterMetricFamily(
+        reasoning = CounterRows(
             f"{ns}_reasoning_tokens", "Reasoning tokens (subset of output).", labels=USAGE_LABELS
         )
-        cost = CounterMetricFamily(
+        cost = CounterRows(
             f"{ns}_cost_usd", "Cost in US dollars of calls whose cost is known.", labels=USAGE_LABELS
         )
-        duration = HistogramMetricFamily(
+        duration = HistogramRows(
             f"{ns}_request_duration_seconds", "LLM request duration in seconds.", labels=USAGE_LABELS
         )
-        ttft = HistogramMetricFamily(
+        ttft = HistogramRows(
             f"{ns}_time_to_first_token_seconds", "Time to first token of streaming calls, in seconds.",
             labels=USAGE_LABELS,
         )
-        buckets, ttft_buckets = usage.buckets, usage.ttft_buckets
+        buckets, ttft_buckets = _les(usage.buckets), _les(usage.ttft_buckets)
         for key, rec in records:
             labels = list(key)
             requests.add_metric([*labels, "success"], rec[REQ_SUCCESS])

@@ -25,9 +25,10 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from llm_log_exporter.exposition import render_text
 from llm_log_exporter.webconfig import WebConfig, WebConfigSource
 
 log = logging.getLogger("llm_log_exporter")
@@ -313,6 +314,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+            if encoder is generate_latest:  # the plain text format: same bytes, rendered without Sample objects
+                encoder = render_text
             body = encoder(self.server.registry)
             extra = {}
             if "gzip" in self.headers.get("Accept-Encoding", ""):

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from watchdog.events import (
     FileCreatedEvent,
@@ -34,6 +34,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
+from llm_log_exporter.inotify import InotifyWaker
 from llm_log_exporter.positions import FP_BYTES, OPEN_FLAGS, Position, digest, fingerprints, locate
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ class Tailer:
         self._read_errors: dict[str, int | None] = {}
         self._wake = threading.Event()
         self._stop: threading.Event | None = None
-        self._observer: BaseObserver | None = None
+        self._observer: BaseObserver | InotifyWaker | None = None
         self._handler = _WakeHandler(self.wake)
         self._watches: dict[str, tuple[Ident, ObservedWatch]] = {}
         self._watch_errors: set[str] = set()
@@ -193,7 +194,10 @@ class Tailer:
         """Start inotify wake-ups; the timer in ``run`` stays the safety net."""
         if not self._use_inotify or self._observer is not None or self._closed:
             return
-        observer = Observer()
+        try:  # wake-only inotify where available: its cost does not grow with the write rate
+            observer: BaseObserver | InotifyWaker = InotifyWaker(self.min_wake_interval / 2)
+        except OSError:
+            observer = Observer()
         observer.start()
         with self._watch_lock:
             self._observer = observer
@@ -601,7 +605,7 @@ class Tailer:
             if observer is not None:
                 self._schedule_dirs(observer)
 
-    def _schedule_dirs(self, observer: BaseObserver) -> None:
+    def _schedule_dirs(self, observer: BaseObserver | InotifyWaker) -> None:
         for d in self._watch_dirs():
             try:
                 s = os.stat(d)
@@ -624,6 +628,6 @@ class Tailer:
             self._watches[d] = (ident, watch)
 
     @staticmethod
-    def _unschedule(observer: BaseObserver, watch: ObservedWatch) -> None:
+    def _unschedule(observer: BaseObserver | InotifyWaker, watch: ObservedWatch | Any) -> None:
         with contextlib.suppress(KeyError, OSError):
             observer.unschedule(watch)

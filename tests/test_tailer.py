@@ -19,7 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from llm_log_exporter import inotify as inotify_mod
 from llm_log_exporter import tailer as tailer_mod
+from llm_log_exporter.inotify import WakeWatch
 from llm_log_exporter.tailer import Tailer
 
 
@@ -576,14 +578,11 @@ def test_start_watching_schedules_parent_dirs_with_narrow_filter(make, rec, tmp_
     assert list(t._watches) == [os.path.realpath(logs)]  # before any poll
     t.poll_once()  # the symlink target's directory is watched too
     assert sorted(t._watches) == sorted([os.path.realpath(logs), os.path.realpath(other)])
-    for _, watch in t._watches.values():
-        assert not watch.is_recursive
-        assert watch.event_filter == {
-            tailer_mod.FileModifiedEvent,
-            tailer_mod.FileCreatedEvent,
-            tailer_mod.FileMovedEvent,
-            tailer_mod.FileDeletedEvent,
-        }
+    for d, (_, watch) in t._watches.items():
+        # the wake-only inotify watcher (watchdog only where it is unavailable): narrow mask, no open/close
+        assert isinstance(watch, WakeWatch) and watch.path == d
+    assert inotify_mod.MASK & (0x001 | 0x008 | 0x010 | 0x020) == 0  # IN_ACCESS, IN_CLOSE_*, IN_OPEN
+    assert inotify_mod.MASK & inotify_mod.IN_MODIFY and inotify_mod.MASK & inotify_mod.IN_MOVED_TO
 
 
 def run_in_thread(t: Tailer) -> tuple[threading.Event, threading.Thread]:
