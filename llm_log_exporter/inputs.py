@@ -116,7 +116,7 @@ class Reader:
         try:
             while True:
                 try:
-                    chunk = stream.read(CHUNK)
+                    chunk = stream.read1(CHUNK)  # what is there: a truncated .gz keeps its decoded part
                 except (OSError, EOFError, zlib.error) as err:
                     self.error = f"{type(err).__name__}: {err}"
                     break

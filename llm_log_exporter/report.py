@@ -184,7 +184,9 @@ def _cut(text: str) -> str:
 def to_table(report: Report) -> str:
     rows = report.rows()
     header = [*report.columns, *(title for _, title in NUMERIC)]
-    body = [[_cut(k) for k in key] + [_cell(name, row[name]) for name, _ in NUMERIC] for key, row in rows]
+    body = [[_cut(k) for k in key] + [_cell(name, row[name]) for name, _ in NUMERIC] for key, row in rows[:-1]]
+    key, row = rows[-1]
+    body.append(list(key) + [_cell(name, row[name]) for name, _ in NUMERIC])  # totals: blank key cells
     keys = len(report.columns)
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
 
