@@ -6,6 +6,7 @@ never holds up ingestion for longer than the copy.
 
 from __future__ import annotations
 
+import functools
 import platform
 from collections.abc import Iterator
 
@@ -41,12 +42,18 @@ USAGE_LABELS = ["tenant_id", "provider", "model"]
 SELF_PREFIX = "llm_exporter"
 
 
+@functools.lru_cache(maxsize=16)
+def _bound_names(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    """``le`` values, rendered once per bucket layout rather than per series and scrape."""
+    return tuple(floatToGoString(bound) for bound in (*bounds, float("inf")))
+
+
 def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
     out = []
     total = 0
-    for bound, count in zip((*bounds, float("inf")), counts, strict=True):
+    for name, count in zip(_bound_names(bounds), counts, strict=True):
         total += count
-        out.append((floatToGoString(bound), total))
+        out.append((name, total))
     return out
 
 

@@ -50,6 +50,31 @@ class WriterStats:
     last_ts: int | None = None
 
 
+class _Layout:
+    """The samples of a family in the previous snapshot: per position its name, labels, rendered
+    prefix, last value and text, and the series id where a point starts (-1 inside a point)."""
+
+    __slots__ = ("bodies", "keys", "labels", "names", "prefixes", "starts", "values")
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.labels: list[dict[str, str]] = []
+        self.prefixes: list[str] = []
+        self.keys: list[tuple] = []  # the labels that identify the point (series) a sample belongs to
+        self.values: list[float] = []
+        self.bodies: list[str] = []
+        self.starts: list[int] = []
+
+    def append(self, name: str, labels: dict[str, str], prefix: str, key: tuple, value: float, body: str) -> None:
+        self.names.append(name)
+        self.labels.append(labels)
+        self.prefixes.append(prefix)
+        self.keys.append(key)
+        self.values.append(value)
+        self.bodies.append(body)
+        self.starts.append(-1)
+
+
 class OpenMetricsWriter:
     """Collects snapshots with ``add``/``repeat`` and writes the exposition on ``close``."""
 
@@ -76,6 +101,7 @@ class OpenMetricsWriter:
         self._runs: list[str] = []
         self._tmp: tempfile.TemporaryDirectory | None = None
         self._last: list[tuple[int, list[str]]] = []
+        self._layouts: dict[str, _Layout] = {}
 
     # --- snapshots -------------------------------------------------------------------------------
 
@@ -85,36 +111,88 @@ class OpenMetricsWriter:
         snapshot: list[tuple[int, list[str]]] = []
         new: list[tuple[int, list[str]]] = []
         for family in families:
-            findex = self._family_index.get(family.name)
-            if findex is None:
-                findex = self._register(family)
-            grouped = family.type not in ("counter", "gauge", "unknown")
-            zero = zero_ts is not None and family.type in _ZERO_TYPES
-            key: tuple | None = None
-            bodies: list[str] = []
-            zeros: list[str] = []
-            for sample in family.samples:
-                labels = sample.labels
-                items = tuple(labels.items())
-                point_key = tuple(i for i in items if i[0] not in _GROUPED_LABELS) if grouped else items
-                if point_key != key:
-                    if bodies:
-                        self._point(findex, key, bodies, zeros, snapshot, new)
-                    key, bodies, zeros = point_key, [], []
-                prefix = self._prefixes.get((sample.name, items))
-                if prefix is None:
-                    prefix = self._prefix(sample.name, items)
-                bodies.append(prefix + number(sample.value))
-                if zero:
-                    zeros.append(prefix + "0")
-            if bodies:
-                self._point(findex, key, bodies, zeros, snapshot, new)
+            layout = self._layouts.get(family.name)
+            if layout is None or not self._same_layout(family, layout, snapshot):
+                self._layouts[family.name] = self._full(family, snapshot, new, zero_ts is not None, layout)
         if zero_ts is not None and new:
             if not zero_ts < ts:
                 raise ValueError(f"zero points at {zero_ts} must come before the snapshot at {ts}")
             self._emit(new, zero_ts, check=False)
         self._emit(snapshot, ts)
         self._last = snapshot
+
+    @staticmethod
+    def _same_layout(family: Metric, layout: _Layout, snapshot: list[tuple[int, list[str]]]) -> bool:
+        """The fast path: the family has the very series of the previous snapshot, in the same order
+        (the usual case), so labels are compared, not rendered, and unchanged values reuse their text."""
+        samples = family.samples
+        if len(samples) != len(layout.names):
+            return False
+        names, labels, prefixes, starts = layout.names, layout.labels, layout.prefixes, layout.starts
+        values, bodies = layout.values, layout.bodies
+        points: list[tuple[int, list[str]]] = []
+        current: list[str] = []
+        for i, sample in enumerate(samples):
+            if sample.labels != labels[i] or sample.name != names[i]:
+                return False
+            value = sample.value
+            if value == values[i]:
+                body = bodies[i]
+            else:
+                body = bodies[i] = prefixes[i] + number(value)
+                values[i] = value
+            metric = starts[i]
+            if metric >= 0:
+                current = []
+                points.append((metric, current))
+            current.append(body)
+        snapshot.extend(points)
+        return True
+
+    def _full(
+        self,
+        family: Metric,
+        snapshot: list[tuple[int, list[str]]],
+        new: list[tuple[int, list[str]]],
+        zero: bool,
+        old: _Layout | None,
+    ) -> _Layout:
+        """Group samples into points, register new series, and remember the layout. Samples that
+        match the old layout in order (everything but the new series, usually) reuse its work."""
+        findex = self._family_index.get(family.name)
+        if findex is None:
+            findex = self._register(family)
+        grouped = family.type not in ("counter", "gauge", "unknown")
+        zero = zero and family.type in _ZERO_TYPES
+        layout = _Layout()
+        key: tuple | None = None
+        bodies: list[str] = []
+        zeros: list[str] = []
+        first = 0
+        j = 0
+        known = len(old.names) if old is not None else 0
+        for sample in family.samples:
+            labels, name, value = sample.labels, sample.name, sample.value
+            if j < known and labels == old.labels[j] and name == old.names[j]:  # type: ignore[union-attr]
+                prefix, point_key = old.prefixes[j], old.keys[j]  # type: ignore[union-attr]
+                body = old.bodies[j] if value == old.values[j] else prefix + number(value)  # type: ignore[union-attr]
+                j += 1
+            else:
+                items = tuple(labels.items())
+                point_key = tuple(i for i in items if i[0] not in _GROUPED_LABELS) if grouped else items
+                prefix = self._prefixes.get((name, items)) or self._prefix(name, items)
+                body = prefix + number(value)
+            if point_key != key:
+                if bodies:
+                    layout.starts[first] = self._point(findex, key, bodies, zeros, snapshot, new)
+                key, bodies, zeros, first = point_key, [], [], len(layout.names)
+            bodies.append(body)
+            if zero:
+                zeros.append(prefix + "0")
+            layout.append(name, labels, prefix, point_key, value, body)
+        if bodies:
+            layout.starts[first] = self._point(findex, key, bodies, zeros, snapshot, new)
+        return layout
 
     def repeat(self, ts: int) -> None:
         """A snapshot at ``ts`` equal to the previous one (no event since): nothing is recomputed."""
@@ -128,7 +206,7 @@ class OpenMetricsWriter:
         zeros: list[str],
         snapshot: list[tuple[int, list[str]]],
         new: list[tuple[int, list[str]]],
-    ) -> None:
+    ) -> int:
         metric = self._metric_ids.get((findex, key))
         if metric is None:
             metric = self._metric_ids[(findex, key)] = len(self._metric_family)
@@ -137,6 +215,7 @@ class OpenMetricsWriter:
             if zeros:
                 new.append((metric, zeros))
         snapshot.append((metric, bodies))
+        return metric
 
     def _emit(self, points: list[tuple[int, list[str]]], ts: int, check: bool = True) -> None:
         stats = self.stats

@@ -32,7 +32,6 @@ from llm_log_exporter.timeline import Timeline, TimelineStats
 log = logging.getLogger("llm_log_exporter")
 
 DEFAULT_LIVE_RANGE = 3 * 3600.0  # Prometheus' head block: data a running server already holds
-PROGRESS_EVERY = 4096  # events between progress updates
 
 
 @dataclass
@@ -98,64 +97,67 @@ def replay(
     step = options.step
     end = min(options.end, now) if options.end is not None else (now if options.until_now else None)
     first_emit = math.ceil(options.start / step) * step if options.start is not None else None
-    state = {"dirty": False, "emitted": None, "history": False}
+    emitted: int | None = None  # time of the last sample written
+    dirty = False  # events applied since then
+    history = False  # events counted before the first sample (a --start cut): no 0 points first
 
     def boundary(ts: float) -> int:
         return (math.floor(ts / step) + 1) * step
 
     def snapshot(at: int) -> None:
-        if not state["dirty"] and state["emitted"] is not None:
+        nonlocal emitted, dirty
+        if not dirty and emitted is not None:
             writer.repeat(at)
         else:
             # New counter / histogram series get a 0 point where they were last sampled as absent.
-            zero = state["emitted"] if state["emitted"] is not None else (None if state["history"] else at - step)
+            zero = emitted if emitted is not None else (None if history else at - step)
             writer.add(usage_families(collector), at, zero)
-        state["emitted"] = at
-        state["dirty"] = False
+        emitted = at
+        dirty = False
 
     apply_request = usage.request
     apply = usage.apply
     next_b: int | None = None
     applied = late = after_end = 0
     newest = -math.inf
-    for ts, _, event in timeline:
-        if end is not None and ts >= end:
-            after_end += 1
-            continue
-        if next_b is None:
-            next_b = boundary(ts)
-            if first_emit is None:
-                first_emit = next_b
-        while next_b <= ts:
-            if next_b < first_emit:
-                next_b = min(first_emit, boundary(ts))
+    for chunk in timeline.chunks():
+        for ts, _, event in chunk:
+            if end is not None and ts >= end:
+                after_end += 1
                 continue
-            snapshot(next_b)
-            next_b += step
-        emitted = state["emitted"]
-        if emitted is None:
-            if first_emit is not None and ts < first_emit - step:
-                state["history"] = True  # counted before the window: no 0 point can precede it
-        elif ts < emitted:
-            late += 1
-        if type(event) is Request:
-            apply_request(event)
-        else:
-            apply((event,))
-        state["dirty"] = True
-        applied += 1
-        if ts > newest:
-            newest = ts
-        if progress is not None and not applied % PROGRESS_EVERY:
-            progress(timeline.consumed, applied)
+            if next_b is None:
+                next_b = boundary(ts)
+                if first_emit is None:
+                    first_emit = next_b
+            while next_b <= ts:
+                if next_b < first_emit:
+                    next_b = min(first_emit, boundary(ts))
+                    continue
+                snapshot(next_b)
+                next_b += step
+            if emitted is None:
+                if ts < first_emit - step:
+                    history = True
+            elif ts < emitted:
+                late += 1
+            if type(event) is Request:
+                apply_request(event)
+            else:
+                apply((event,))
+            dirty = True
+            if ts > newest:
+                newest = ts
+        applied += len(chunk)
+        if progress is not None:
+            progress(timeline.consumed, applied - after_end)
+    applied -= after_end
     if next_b is not None:
         if end is not None:
             while next_b <= end:
                 if next_b >= first_emit:
                     snapshot(next_b)
                 next_b += step
-            last = state["emitted"]
-            if end >= first_emit and (last is None or last < end) and (state["dirty"] or last is None):
+            if end >= first_emit and (emitted is None or (emitted < end and dirty)):
                 snapshot(math.floor(end))
         elif next_b >= first_emit:
             snapshot(next_b)

@@ -10,6 +10,7 @@ of time-sliced dumps keeps one or two files open, not thousands. An event that a
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import logging
@@ -87,9 +88,23 @@ class Timeline:
         return sum(r.consumed for r in self.readers)
 
     def __iter__(self) -> Iterator[Item]:
+        return itertools.chain.from_iterable(self.chunks())
+
+    def chunks(self) -> Iterator[list[Item]]:
+        """The same items as iteration, in lists (cheaper to consume than one by one)."""
         if len(self.sources) == 1:
-            return self._source_events(self.sources[0])
-        return self._merge()
+            return self._source_chunks(self.sources[0])
+        return self._merged_chunks()
+
+    def _merged_chunks(self, size: int = 4096) -> Iterator[list[Item]]:
+        chunk: list[Item] = []
+        for item in self._merge():
+            chunk.append(item)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
 
     def _merge(self) -> Iterator[Item]:
         parse = self.ingestor.parse
@@ -105,7 +120,7 @@ class Timeline:
         def open_next() -> None:
             nonlocal upcoming
             assert upcoming is not None
-            stream = self._source_events(upcoming[2])
+            stream = itertools.chain.from_iterable(self._source_chunks(upcoming[2]))
             upcoming = next(waiting, None)
             first = next(stream, None)
             if first is not None:
@@ -127,8 +142,10 @@ class Timeline:
             else:
                 heapq.heapreplace(heap, (*following, stream))
 
-    def _source_events(self, source: Source) -> Iterator[Item]:
-        """One input's events in time order (within ``max_reorder``), borrowed times filled in."""
+    def _source_chunks(self, source: Source) -> Iterator[list[Item]]:
+        """One input's events in time order (within ``max_reorder``), borrowed times filled in,
+        released in chunks. The buffer is re-sorted per batch: input that is already nearly in
+        order costs timsort about one comparison per event, in C."""
         reader = Reader(source, self.max_line_bytes)
         self.readers.append(reader)
         self.stats.files += 1
@@ -137,8 +154,8 @@ class Timeline:
         decode = self.ingestor.decode
         lock = self.ingestor.store.lock
         reach = self.max_reorder
-        heap: list[Item] = []
-        push, pop = heapq.heappush, heapq.heappop
+        buffer: list[Item] = []
+        append = buffer.append
         newest = -math.inf
         previous: float | None = None  # time of the previous event in file order
         pending: list[Event] = []  # events without ts before the input's first timestamp
@@ -153,26 +170,30 @@ class Timeline:
                     if previous is None:
                         pending.append(event)
                         if len(pending) >= MAX_PENDING:
-                            previous = self._release(source, pending, heap)
+                            previous = self._release(source, pending, buffer)
                         continue
                     ts = previous
                     stats.without_ts += 1
                 else:
                     if pending:
-                        self._settle(pending, ts, heap)
+                        self._settle(pending, ts, buffer)
                     previous = ts
-                push(heap, (ts, next(seq), event))
-                if ts > newest:
-                    newest = ts
-                    horizon = newest - reach
-                    while heap[0][0] <= horizon:
-                        yield pop(heap)
+                    if ts > newest:
+                        newest = ts
+                append((ts, next(seq), event))
+            if buffer and buffer[0][0] <= newest - reach:
+                buffer.sort()
+                cut = bisect.bisect_right(buffer, (newest - reach, math.inf))
+                if cut:
+                    yield buffer[:cut]
+                    del buffer[:cut]
         for message in self._problems(reader):
             log.warning("%s", message)
         if pending:
-            self._release(source, pending, heap)
-        while heap:
-            yield pop(heap)
+            self._release(source, pending, buffer)
+        if buffer:
+            buffer.sort()
+            yield buffer
 
     def _problems(self, reader: Reader) -> list[str]:
         out = []
@@ -191,14 +212,14 @@ class Timeline:
             out.append(f"{name}: reading stopped early: {reader.error}")
         return out
 
-    def _settle(self, pending: list[Event], ts: float, heap: list[Item]) -> None:
+    def _settle(self, pending: list[Event], ts: float, buffer: list[Item]) -> None:
         """Events before the input's first timestamp take that timestamp."""
         for event in pending:
-            heapq.heappush(heap, (ts, next(self._seq), event))
+            buffer.append((ts, next(self._seq), event))
         self.stats.without_ts += len(pending)
         pending.clear()
 
-    def _release(self, source: Source, pending: list[Event], heap: list[Item]) -> float | None:
+    def _release(self, source: Source, pending: list[Event], buffer: list[Item]) -> float | None:
         """An input without timestamps (so far) takes its file's modification time; stdin cannot."""
         if source.path == STDIN:
             self.stats.no_time += len(pending)
@@ -207,5 +228,5 @@ class Timeline:
             return None
         mtime = os.stat(source.path).st_mtime
         log.warning("%s: %d event(s) without ts placed at the file's modification time", source.name, len(pending))
-        self._settle(pending, mtime, heap)
+        self._settle(pending, mtime, buffer)
         return mtime

@@ -124,7 +124,12 @@ def test_end_fills_samples_up_to_end_and_until_now_up_to_now(tmp_path: Path) -> 
     assert series[key][-1] == (T0 + 300, 5.0)
 
 
-def test_out_of_order_lines_are_sorted_and_late_ones_still_count(tmp_path: Path) -> None:
+def test_out_of_order_lines_are_sorted_and_late_ones_still_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llm_log_exporter import inputs
+
+    monkeypatch.setattr(inputs, "CHUNK", 16)  # one line per read: lines are released one by one
     log = tmp_path / "u.jsonl"
     # +100 is 200 s behind +300: sorted in by the reorder buffer (300 s). +400 comes after +4000
     # was already released: late, so it is counted at the next sample instead of its own.
@@ -152,17 +157,17 @@ def test_files_are_merged_in_time_and_opened_only_when_needed(tmp_path: Path) ->
     fds = []  # open file descriptors each time another input is opened
     from llm_log_exporter import timeline
 
-    original = timeline.Timeline._source_events
+    original = timeline.Timeline._source_chunks
 
     def counting(self, source):
         fds.append(len(os.listdir("/proc/self/fd")))
         return original(self, source)
 
-    timeline.Timeline._source_events = counting
+    timeline.Timeline._source_chunks = counting
     try:
         text, result = run([folder])
     finally:
-        timeline.Timeline._source_events = original
+        timeline.Timeline._source_chunks = original
     assert result.applied == 600 and result.timeline.files == 300
     assert max(fds) - min(fds) <= 3
     _, series = read_openmetrics(text)
