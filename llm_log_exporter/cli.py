@@ -240,6 +240,8 @@ def replay(inputs: tuple[str, ...], output: str, quiet: bool, step: float, start
         raise _inputs_error(err) from None
     except BudgetError as err:
         raise click.BadParameter(str(err), param_hint="--budgets") from None
+    except OSError as err:
+        raise click.ClickException(f"replay: {err.strerror or err}: {err.filename or output}") from None
 
 
 @main.command()

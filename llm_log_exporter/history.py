@@ -33,7 +33,10 @@ def _output(path: str) -> Iterator[BinaryIO]:
         sys.stdout.buffer.flush()
         return
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".replay-", suffix=".om.tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".replay-", suffix=".om.tmp", dir=directory)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, path) from None
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
             yield f

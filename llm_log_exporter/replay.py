@@ -12,7 +12,6 @@ the same cumulative totals a live exporter that read the whole files shows) but 
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -28,8 +27,6 @@ from llm_log_exporter.metrics import Store
 from llm_log_exporter.openmetrics import DEFAULT_RUN_BYTES, OpenMetricsWriter, WriterStats
 from llm_log_exporter.parsers import get_parser
 from llm_log_exporter.timeline import Timeline, TimelineStats
-
-log = logging.getLogger("llm_log_exporter")
 
 DEFAULT_LIVE_RANGE = 3 * 3600.0  # Prometheus' head block: data a running server already holds
 
@@ -62,13 +59,6 @@ class ReplayResult:
     @property
     def lines(self) -> int:
         return sum(sum(stats.lines.values()) for stats in self.store.files.values())
-
-    def invalid(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for stats in self.store.files.values():
-            for reason, count in stats.invalid.items():
-                out[reason] = out.get(reason, 0) + count
-        return out
 
 
 def usage_families(collector: UsageCollector) -> list:

@@ -224,6 +224,8 @@ def test_cli_gz_stdin_labels_and_namespace(tmp_path: Path) -> None:
     assert bad.returncode == 2 and b"label of the exporter's own series" in bad.stderr
     bad = run_cli(["replay", "-", "-o", "-", "--end", "2025-01-01", "--until-now"])
     assert bad.returncode == 2
+    bad = run_cli(["replay", "-", "-o", str(tmp_path / "no-such-dir" / "o.om")], stdin=data)
+    assert bad.returncode == 1 and b"No such file or directory: " + str(tmp_path).encode() in bad.stderr
 
 
 def test_shared_options_come_from_the_daemons_environment(tmp_path: Path) -> None:
