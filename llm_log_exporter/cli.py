@@ -6,6 +6,8 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -14,6 +16,7 @@ from llm_log_exporter.metrics import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS
 from llm_log_exporter.parsers import names as format_names
 
 ENV_PREFIX = "LLM_LOG_EXPORTER"
+F = TypeVar("F", bound=Callable[..., Any])
 _NAMESPACE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
@@ -69,7 +72,7 @@ VALUE_OPTIONS = [
 ]
 
 
-def value_options(fn):
+def value_options(fn: F) -> F:
     """Apply ``VALUE_OPTIONS`` (in order) to a click command."""
     for option in reversed(VALUE_OPTIONS):
         fn = option(fn)
@@ -178,7 +181,7 @@ WINDOW_OPTIONS = [
 ]
 
 
-def window_options(fn):
+def window_options(fn: F) -> F:
     for option in reversed(WINDOW_OPTIONS):
         fn = option(fn)
     return fn

@@ -63,7 +63,8 @@ class Ingestor:
 
     def decode(self, path: str, lines: list[bytes], first_lineno: int, first_offset: int) -> list[Event]:
         """Lines → events with the file's line accounting; apart from the daemon, replay uses this
-        alone (it applies events later, in time order). The caller holds ``store.lock``."""
+        alone (it applies events later, in time order), so a per-event step added here (pricing,
+        enrichment) serves both. The caller holds ``store.lock``."""
         loads = orjson.loads
         parse = self.parse
         stats = self.store.file(path)
