@@ -7,6 +7,8 @@ import os
 import re
 import ssl
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -17,6 +19,7 @@ from llm_log_exporter.parsers import names as format_names
 from llm_log_exporter.parsers.options import DEFAULT_TENANT_FROM, TENANT_SOURCES, parse_tenant_from
 
 ENV_PREFIX = "LLM_LOG_EXPORTER"
+F = TypeVar("F", bound=Callable[..., Any])
 _NAMESPACE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
@@ -56,6 +59,54 @@ def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
+MAX_LINE_BYTES = click.option("--max-line-bytes", default=1 << 20, type=click.IntRange(64),
+                              help="Longer lines are skipped and counted.")
+PRICES = click.option("--prices", metavar="FILE",
+                      help="Price table (LiteLLM model_prices_and_context_window JSON) for events without a cost; "
+                           "'off' for none [default: the table bundled with an installed litellm].")
+
+# Options that change metric values: shared by the daemon, ``replay`` and ``report`` (same names,
+# same LLM_LOG_EXPORTER_* variables), so backfilled history and live data count alike.
+VALUE_OPTIONS = [
+    click.option("--namespace", default="llm", callback=_namespace, help="Prefix of the usage metric names."),
+    click.option("--format", "format", default="auto", type=click.Choice(format_names()),
+                 help="Input format; auto detects it per line."),
+    MAX_LINE_BYTES,
+    click.option("--buckets", callback=_buckets, metavar="LIST",
+                 help=f"Request duration buckets in seconds [default: {','.join(map(str, DEFAULT_BUCKETS))}]."),
+    click.option("--ttft-buckets", callback=_buckets, metavar="LIST",
+                 help=f"Time-to-first-token buckets [default: {','.join(map(str, DEFAULT_TTFT_BUCKETS))}]."),
+    click.option("--max-tenants", default=1000, type=click.IntRange(1), help="Distinct tenant_id values kept."),
+    click.option("--max-models", default=500, type=click.IntRange(1), help="Distinct model values kept."),
+    click.option("--max-providers", default=100, type=click.IntRange(1), help="Distinct provider values kept."),
+    click.option("--budgets", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+                 help="Per-tenant budgets (TOML); see docs/gateway.md."),
+    click.option("--stream-timeout", default=600.0, type=click.FloatRange(1),
+                 help="Seconds of event time after which a stream start without an end is dropped."),
+    click.option("--max-streams", default=10_000, type=click.IntRange(1), help="Open stream starts kept at most."),
+    click.option("--breaker-failures", default=5, type=click.IntRange(1),
+                 help="Consecutive provider failures that open the derived circuit breaker."),
+    click.option("--breaker-cooldown", default=30.0, type=click.FloatRange(0),
+                 help="Seconds of event time an open derived breaker waits before half-open."),
+    click.option("--derived-breaker/--no-derived-breaker", default=True,
+                 help="Derive breaker state from request outcomes where no circuit_breaker events exist."),
+    click.option("--max-label-sets", default=10_000, type=click.IntRange(1),
+                 help="Distinct (tenant_id, provider, model) combinations kept; the rest fold into __other__."),
+    click.option("--max-label-length", default=128, type=click.IntRange(8, 4096),
+                 help="Label values are cut to this many characters."),
+    PRICES,
+    click.option("--tenant-from", default=",".join(DEFAULT_TENANT_FROM), callback=_tenant_from, metavar="LIST",
+                 help=f"Where LiteLLM payloads keep the tenant, first match wins; from {', '.join(TENANT_SOURCES)}."),
+]
+
+
+def value_options(fn: F) -> F:
+    """Apply ``VALUE_OPTIONS`` (in order) to a click command."""
+    for option in reversed(VALUE_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
 @click.group(
     invoke_without_command=True,
     context_settings={"auto_envvar_prefix": ENV_PREFIX, "show_default": True, "max_content_width": 100},
@@ -68,42 +119,11 @@ def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip paths matching this glob (repeatable).")
 @click.option("--host", default="localhost", help="Address to listen on (0.0.0.0 for all interfaces).")
 @click.option("--port", default=9464, type=click.IntRange(0, 65535), help="Port to listen on.")
-@click.option("--namespace", default="llm", callback=_namespace, help="Prefix of the usage metric names.")
-@click.option("--format", "format", default="auto", type=click.Choice(format_names()),
-              help="Input format; auto detects it per line.")
 @click.option("--from-end", is_flag=True,
               help="Skip what the files hold at start-up (default: read from the beginning).")
 @click.option("--poll", is_flag=True, help="Do not use inotify; poll only (NFS, bind mounts, overlay).")
 @click.option("--poll-interval", default=1.0, type=click.FloatRange(0.01, 3600), help="Seconds between polls.")
-@click.option("--max-line-bytes", default=1 << 20, type=click.IntRange(64),
-              help="Longer lines are skipped and counted.")
-@click.option("--buckets", callback=_buckets, metavar="LIST",
-              help=f"Request duration buckets in seconds [default: {','.join(map(str, DEFAULT_BUCKETS))}].")
-@click.option("--ttft-buckets", callback=_buckets, metavar="LIST",
-              help=f"Time-to-first-token buckets [default: {','.join(map(str, DEFAULT_TTFT_BUCKETS))}].")
-@click.option("--max-tenants", default=1000, type=click.IntRange(1), help="Distinct tenant_id values kept.")
-@click.option("--max-models", default=500, type=click.IntRange(1), help="Distinct model values kept.")
-@click.option("--max-providers", default=100, type=click.IntRange(1), help="Distinct provider values kept.")
-@click.option("--max-label-sets", default=10_000, type=click.IntRange(1),
-              help="Distinct (tenant_id, provider, model) combinations kept; the rest fold into __other__.")
-@click.option("--max-label-length", default=128, type=click.IntRange(8, 4096),
-              help="Label values are cut to this many characters.")
-@click.option("--budgets", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
-              help="Per-tenant budgets (TOML); see docs/gateway.md.")
-@click.option("--stream-timeout", default=600.0, type=click.FloatRange(1),
-              help="Seconds of event time after which a stream start without an end is dropped.")
-@click.option("--max-streams", default=10_000, type=click.IntRange(1), help="Open stream starts kept at most.")
-@click.option("--breaker-failures", default=5, type=click.IntRange(1),
-              help="Consecutive provider failures that open the derived circuit breaker.")
-@click.option("--breaker-cooldown", default=30.0, type=click.FloatRange(0),
-              help="Seconds of event time an open derived breaker waits before half-open.")
-@click.option("--derived-breaker/--no-derived-breaker", default=True,
-              help="Derive breaker state from request outcomes where no circuit_breaker events exist.")
-@click.option("--prices", metavar="FILE",
-              help="Price table (LiteLLM model_prices_and_context_window JSON) for events without a cost; "
-                   "'off' for none [default: the table bundled with an installed litellm].")
-@click.option("--tenant-from", default=",".join(DEFAULT_TENANT_FROM), callback=_tenant_from, metavar="LIST",
-              help=f"Where LiteLLM payloads keep the tenant, first match wins; from {', '.join(TENANT_SOURCES)}.")
+@value_options
 @click.option("--state-file", type=click.Path(dir_okay=False), metavar="PATH",
               help="Save read positions and metric state here (atomically) and resume from it at start-up.")
 @click.option("--state-interval", default=5.0, type=click.FloatRange(0.1, 86400),
@@ -207,3 +227,152 @@ def run_daemon(files: tuple[str, ...], **options: object) -> None:
 
 main.add_command(install_hook_command)
 main.add_command(uninstall_hook_command)
+
+
+# --- history: replay and report ----------------------------------------------------------------
+
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_USED_LABELS = {"tenant_id", "provider", "model", "status", "type", "error_type", "le", "quantile"}
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    from llm_log_exporter.timeparse import parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+    if param.name == "step" and (seconds < 1 or seconds != int(seconds)):
+        raise click.BadParameter("the step must be a whole number of seconds, at least 1")
+    return seconds
+
+
+def _time(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    from llm_log_exporter.timeparse import parse_time
+
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+def _labels(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    labels = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not _LABEL_NAME.match(name) or name.startswith("__"):
+            raise click.BadParameter(f"{item!r}: expected NAME=VALUE with a valid label name")
+        if name in _USED_LABELS:
+            raise click.BadParameter(f"{name!r} is a label of the exporter's own series")
+        labels[name] = value
+    return labels
+
+
+WINDOW_OPTIONS = [
+    click.option("--start", callback=_time, metavar="TIME",
+                 help="Window start: RFC 3339 time or date (UTC if no offset), epoch seconds, 'now' or '-7d'."),
+    click.option("--end", callback=_time, metavar="TIME", help="Window end (exclusive), same forms as --start."),
+]
+
+
+def window_options(fn: F) -> F:
+    for option in reversed(WINDOW_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def _inputs_error(err: Exception) -> click.BadParameter:
+    return click.BadParameter(str(err), param_hint="FILE...")
+
+
+@main.command(context_settings={"auto_envvar_prefix": ENV_PREFIX})
+@click.argument("inputs", nargs=-1, required=True, metavar="FILE...")
+@click.option("-o", "--output", required=True, metavar="PATH", help="OpenMetrics file to write ('-' for stdout).")
+@click.option("--step", default="60s", callback=_duration, metavar="DURATION",
+              help="Event time between two samples of a series (whole seconds).")
+@window_options
+@click.option("--until-now", is_flag=True,
+              help="Sample up to the present and do not warn about recent events (no live exporter covers them).")
+@click.option("--live-range", default="3h", callback=_duration, metavar="DURATION",
+              help="Warn when events are newer than now minus this (a live exporter and Prometheus' head hold them).")
+@click.option("--max-reorder", default="5m", callback=_duration, metavar="DURATION",
+              help="How far back in event time a line may be behind newer lines of its file and still be sorted in.")
+@click.option("--label", "labels", multiple=True, callback=_labels, metavar="NAME=VALUE",
+              help="Add this label to every series (e.g. the job and instance of your live scrape); repeatable.")
+@click.option("--buffer-mb", default=256, type=click.IntRange(1), help="Memory for samples before they spill to disk.")
+@click.option("--spool-dir", type=click.Path(file_okay=False), help="Directory for spilled samples [default: TMPDIR].")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary (warnings still go to stderr).")
+@value_options
+def replay(inputs: tuple[str, ...], output: str, quiet: bool, step: float, start: float | None, end: float | None,
+           until_now: bool, live_range: float, max_reorder: float, labels: dict[str, str], buffer_mb: int,
+           spool_dir: str | None, **options: object) -> None:
+    """Replay usage logs into an OpenMetrics file for Prometheus backfilling.
+
+    FILE... are files, directories, globs or - (stdin), gzip-compressed or not, in any supported
+    format. Counts exactly as the live exporter does (same options, same code). Then:
+
+    \b
+      promtool tsdb create-blocks-from openmetrics OUTPUT DATA_DIR
+
+    See docs/replay.md for the whole recipe and how not to overlap live data.
+    """
+    from llm_log_exporter.budgets import BudgetError
+    from llm_log_exporter.daemon import Config
+    from llm_log_exporter.history import run_replay
+    from llm_log_exporter.inputs import InputError
+    from llm_log_exporter.replay import ReplayOptions
+
+    if until_now and end is not None:
+        raise click.UsageError("--until-now and --end exclude each other")
+    if quiet:  # warnings only: no progress, no summary, no informational log lines
+        logging.getLogger("llm_log_exporter").setLevel(logging.WARNING)
+    if start is not None and end is not None and start >= end:
+        raise click.UsageError("--start must be before --end")
+    config = Config(files=[], **{k: v for k, v in options.items() if v is not None})  # type: ignore[arg-type]
+    replay_options = ReplayOptions(
+        step=int(step), start=start, end=end, until_now=until_now, live_range=live_range, max_reorder=max_reorder,
+        labels=labels, run_bytes=buffer_mb << 20, spool_dir=spool_dir,
+    )
+    try:
+        run_replay(inputs, output, config, replay_options, quiet)
+    except InputError as err:
+        raise _inputs_error(err) from None
+    except BudgetError as err:
+        raise click.BadParameter(str(err), param_hint="--budgets") from None
+    except OSError as err:
+        raise click.ClickException(f"replay: {err.strerror or err}: {err.filename or output}") from None
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="FILE...")
+@click.option("--by", default="model", metavar="KEYS",
+              help="Group by model, tenant and/or provider (comma-separated, in column order).")
+@click.option("--period", type=click.Choice(["day", "week", "month"]), help="Also group by UTC day, ISO week or month.")
+@click.option("-f", "--format", "fmt", default="table", type=click.Choice(["table", "csv", "json"]),
+              help="Output format.")
+@window_options
+@click.option("--input-format", default="auto", type=click.Choice(format_names()), envvar=f"{ENV_PREFIX}_FORMAT",
+              help="Input format (the daemon's --format); auto detects it per line.")
+@MAX_LINE_BYTES
+@PRICES
+def report(inputs: tuple[str, ...], by: str, period: str | None, fmt: str, start: float | None, end: float | None,
+           input_format: str, max_line_bytes: int, prices: str | None) -> None:
+    """Summarise usage logs: requests, failure rate, tokens, cost and p50/p95 duration.
+
+    Reads the same inputs as replay. Percentiles are exact (from every duration, not from buckets).
+    """
+    from llm_log_exporter.history import run_report
+    from llm_log_exporter.inputs import InputError
+
+    if start is not None and end is not None and start >= end:
+        raise click.UsageError("--start must be before --end")
+    keys = [part.strip() for part in by.split(",") if part.strip()]
+    try:
+        text = run_report(inputs, keys, period, fmt, start, end, input_format, max_line_bytes, prices)
+    except InputError as err:
+        raise _inputs_error(err) from None
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--by") from None
+    click.echo(text, nl=False)

@@ -83,6 +83,12 @@ def build_usage(config: Config) -> UsageMetrics:
     )
 
 
+def build_ingestor(config: Config, store: Store) -> Ingestor:
+    """Lines → events → store for a config: parser options and prices included; daemon and replay share it."""
+    parser = get_parser(config.format, ParserOptions(tenant_from=tuple(config.tenant_from)))
+    return Ingestor(store, parser, load_prices(config.prices))
+
+
 class Exporter:
     """One exporter instance; ``serve`` blocks until ``stop`` is called (or a signal arrives)."""
 
@@ -94,8 +100,7 @@ class Exporter:
         if config.state_file:
             load_result, restored, positions = state.load(config.state_file, settings, self._new_store)
             self.store = restored or self.store
-        parser = get_parser(config.format, ParserOptions(tenant_from=tuple(config.tenant_from)))
-        self.ingestor = Ingestor(self.store, parser, load_prices(config.prices))
+        self.ingestor = build_ingestor(config, self.store)
         self.tailer = Tailer(
             config.files,
             self.ingestor,

@@ -11,7 +11,7 @@ import time
 
 import orjson
 
-from llm_log_exporter.events import InvalidLine, Request
+from llm_log_exporter.events import Event, InvalidLine, Request
 from llm_log_exporter.metrics import Store
 from llm_log_exporter.parsers import ParseFn
 from llm_log_exporter.prices import PriceTable
@@ -61,54 +61,66 @@ class Ingestor:
         return event._replace(cost_usd=cost)
 
     def on_lines(self, path: str, lines: list[bytes], first_lineno: int, first_offset: int) -> None:
-        loads = orjson.loads
-        parse = self.parse
         store = self.store
         with store.lock:
-            stats = store.file(path)
+            events = self.decode(path, lines, first_lineno, first_offset)
             apply_request = store.usage.request
             apply = store.usage.apply
-            parsed = skipped = 0
-            last_ts = stats.last_event_ts
-            for index, line in enumerate(lines):
-                if len(line) < 2 and (not line or line == b"\r"):
-                    skipped += 1
-                    continue
-                try:
-                    obj = loads(line)
-                    if type(obj) is not dict:
-                        raise InvalidLine("not_object")
-                    events = parse(obj)
-                except orjson.JSONDecodeError:
-                    self._reject(stats, path, lines, index, first_lineno, first_offset, InvalidLine("not_json"))
-                    continue
-                except InvalidLine as err:
-                    self._reject(stats, path, lines, index, first_lineno, first_offset, err)
-                    continue
-                except RecursionError:  # nesting deeper than the interpreter allows a parser to look at
-                    self._reject(stats, path, lines, index, first_lineno, first_offset, InvalidLine("too_deep"))
-                    continue
-                except Exception as exc:  # a parser bug: count the line, keep the rest of the batch
-                    err = InvalidLine("parser_error", f"{type(exc).__name__}: {exc}"[:200])
-                    self._reject(stats, path, lines, index, first_lineno, first_offset, err)
-                    continue
-                if not events:
-                    skipped += 1
-                    continue
-                parsed += 1
-                for event in events:
-                    if type(event) is Request:
-                        if event.cost_usd is None:
-                            event = self._fill_cost(event)
-                        apply_request(event)
-                    else:
-                        apply((event,))
-                    ts = event.ts
-                    if ts is not None and (last_ts is None or ts > last_ts):
-                        last_ts = ts
-            stats.lines["parsed"] += parsed
-            stats.lines["skipped"] += skipped
-            stats.last_event_ts = last_ts
+            for event in events:
+                if type(event) is Request:
+                    apply_request(event)
+                else:
+                    apply((event,))
+
+    def decode(self, path: str, lines: list[bytes], first_lineno: int, first_offset: int) -> list[Event]:
+        """Lines → events with the file's line accounting; apart from the daemon, replay uses this
+        alone (it applies events later, in time order), so a per-event step added here (pricing,
+        enrichment) serves both. The caller holds ``store.lock``."""
+        loads = orjson.loads
+        parse = self.parse
+        stats = self.store.file(path)
+        out: list[Event] = []
+        append = out.append
+        parsed = skipped = 0
+        for index, line in enumerate(lines):
+            if len(line) < 2 and (not line or line == b"\r"):
+                skipped += 1
+                continue
+            try:
+                obj = loads(line)
+                if type(obj) is not dict:
+                    raise InvalidLine("not_object")
+                events = parse(obj)
+            except orjson.JSONDecodeError:
+                self._reject(stats, path, lines, index, first_lineno, first_offset, InvalidLine("not_json"))
+                continue
+            except InvalidLine as err:
+                self._reject(stats, path, lines, index, first_lineno, first_offset, err)
+                continue
+            except RecursionError:  # nesting deeper than the interpreter allows a parser to look at
+                self._reject(stats, path, lines, index, first_lineno, first_offset, InvalidLine("too_deep"))
+                continue
+            except Exception as exc:  # a parser bug: count the line, keep the rest of the batch
+                err = InvalidLine("parser_error", f"{type(exc).__name__}: {exc}"[:200])
+                self._reject(stats, path, lines, index, first_lineno, first_offset, err)
+                continue
+            if not events:
+                skipped += 1
+                continue
+            parsed += 1
+            for event in events:
+                if type(event) is Request and event.cost_usd is None:
+                    event = self._fill_cost(event)
+                append(event)
+        last_ts = stats.last_event_ts
+        for event in out:
+            ts = event.ts
+            if ts is not None and (last_ts is None or ts > last_ts):
+                last_ts = ts
+        stats.lines["parsed"] += parsed
+        stats.lines["skipped"] += skipped
+        stats.last_event_ts = last_ts
+        return out
 
     def _reject(
         self,

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_deb=()
-command -v prometheus >/dev/null 2>&1 || need_deb+=(prometheus)
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need_deb+=(prometheus)  # promtool: replay tests
 if [ ${#need_deb[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_deb[@]}" >/dev/null
