@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import generate
+from bench_runner import bare_orjson, bare_read, exporter_read
 
-from llm_log_exporter.daemon import Config, Exporter
+from llm_log_exporter.daemon import Config
 from llm_log_exporter.inputs import expand
 from llm_log_exporter.replay import ReplayOptions, replay
 
@@ -43,32 +44,6 @@ class CountingSink:
     def write(self, data: bytes) -> int:
         self.bytes += len(data)
         return len(data)
-
-
-def bare_read(path: str) -> int:
-    n = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            n += chunk.count(b"\n")
-    return n
-
-
-def bare_orjson(path: str) -> int:
-    n = 0
-    loads = orjson.loads
-    with open(path, "rb") as f:
-        for line in f:
-            loads(line)
-            n += 1
-    return n
-
-
-def exporter_read(path: str) -> int:
-    exporter = Exporter(Config(files=[path], poll=True, format="native"))
-    exporter.tailer.poll_once()
-    exporter.tailer.close()
-    stats = exporter.store.files[path]
-    return stats.lines["parsed"]
 
 
 def replay_backfill(path: str, step: int) -> tuple[int, int, int]:
