@@ -11,8 +11,9 @@ from typing import Any
 
 from llm_log_exporter.events import InvalidLine
 
-MAX_TOKENS = 1 << 53
+MAX_TOKENS = 1 << 53  # above this, float counters stop being exact
 MAX_COST_USD = 1e9
+MAX_DURATION_S = 1e7
 
 
 def bad(key: str, value: Any) -> InvalidLine:

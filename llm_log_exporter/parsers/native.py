@@ -24,13 +24,9 @@ from llm_log_exporter.events import (
     Request,
     StreamStart,
 )
+from llm_log_exporter.parsers._fields import MAX_COST_USD, MAX_DURATION_S, MAX_TOKENS, count, number, text
 
 NAME = "native"
-
-MAX_TOKENS = 1 << 53  # above this, float counters stop being exact
-MAX_COST_USD = 1e9
-MAX_DURATION_S = 1e7
-
 
 def detect(obj: dict[str, Any]) -> bool:
     """A native line carries the schema version marker ``v``."""
@@ -38,31 +34,11 @@ def detect(obj: dict[str, Any]) -> bool:
 
 
 def _count(obj: dict[str, Any], key: str) -> int:
-    value = obj.get(key)
-    if value is None:
-        return 0
-    if type(value) is int and 0 <= value <= MAX_TOKENS:
-        return value
-    raise InvalidLine("bad_field", f"{key}={value!r:.40}")
+    return count(obj, key) or 0
 
 
-def _number(obj: dict[str, Any], key: str, limit: float) -> float | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    kind = type(value)
-    if (kind is float or kind is int) and 0 <= value <= limit and math.isfinite(value):
-        return float(value)
-    raise InvalidLine("bad_field", f"{key}={value!r:.40}")
-
-
-def _text(obj: dict[str, Any], key: str, default: str = "") -> str:
-    value = obj.get(key)
-    if value is None:
-        return default
-    if type(value) is str:
-        return value
-    raise InvalidLine("bad_field", f"{key}={value!r:.40}")
+def _text(obj: dict[str, Any], key: str) -> str:
+    return text(obj, key) or ""
 
 
 def parse_ts(value: Any) -> float | None:
@@ -158,15 +134,15 @@ def _request(obj: dict[str, Any]) -> Request:
         _text(obj, "tenant_id"),
         status,
         (error_type or "other") if status == "failure" else None,
-        _number(obj, "duration_s", MAX_DURATION_S),
-        _number(obj, "ttft_s", MAX_DURATION_S) if stream else None,
+        number(obj, "duration_s", MAX_DURATION_S),
+        number(obj, "ttft_s", MAX_DURATION_S) if stream else None,
         stream,
         prompt,
         completion,
         _count(obj, "cached_tokens"),
         _count(obj, "cache_write_tokens"),
         _count(obj, "reasoning_tokens"),
-        _number(obj, "cost_usd", MAX_COST_USD),
+        number(obj, "cost_usd", MAX_COST_USD),
         cache_hit,
     )
 
@@ -200,8 +176,8 @@ def _budget(obj: dict[str, Any]) -> BudgetUsage:
     tenant = obj.get("tenant_id")
     if type(tenant) is not str:
         raise InvalidLine("bad_field", "budget needs a tenant_id")
-    spent = _number(obj, "spent_usd", MAX_COST_USD)
-    limit = _number(obj, "limit_usd", MAX_COST_USD)
+    spent = number(obj, "spent_usd", MAX_COST_USD)
+    limit = number(obj, "limit_usd", MAX_COST_USD)
     if spent is None or not limit:
         raise InvalidLine("bad_field", "budget needs spent_usd and a positive limit_usd")
     return BudgetUsage(parse_ts(obj.get("ts")), tenant, spent, limit)
