@@ -130,7 +130,7 @@ class UsageCollector(Collector):
         yield from (requests, duration, ttft, tokens, cached, cache_write, reasoning, cost)
         yield from self._gateway(*gateway)
         folded = CounterMetricFamily(
-            f"{SELF_PREFIX}_label_overflow", "Label values folded into __other__ by the cardinality limits.",
+            f"{SELF_PREFIX}_label_overflow", "Distinct label values folded into __other__ by the cardinality limits.",
             labels=["label"],
         )
         for name, value in overflow.items():
