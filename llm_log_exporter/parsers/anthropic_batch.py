@@ -38,6 +38,8 @@ def parse(obj: dict[str, Any]) -> list[Event]:
     if result is None:
         raise bad("result", None)
     kind = result.get("type")
+    if type(kind) is not str:  # before any lookup: a list or dict is unhashable
+        raise bad("result.type", kind)
     if kind == "succeeded":
         message = mapping(result, "message")
         model = text(message, "model")
