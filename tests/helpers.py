@@ -53,6 +53,28 @@ def metrics_for_files(paths: Iterable[str | os.PathLike], **config: object) -> S
         exporter.tailer.close()
 
 
+def environment_site_dirs() -> list[str]:
+    """The site-packages directories the running tests import from (a virtualenv's or the system's)."""
+    return [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages") and os.path.isdir(p)]
+
+
+def make_venv(venv: Path, *, with_pip: bool = False) -> Path:
+    """A fresh virtualenv that also sees the packages of the environment the tests run in.
+
+    ``python -m venv --system-site-packages`` run from inside a virtualenv links the *base* interpreter's
+    site-packages, not the virtualenv's, so the new venv would miss what the test command installed. A
+    ``.pth`` file listing the test environment's site-packages works from either; being a plain path list
+    it processes no ``.pth`` file there, so an editable install of this package stays invisible.
+    """
+    args = [sys.executable, "-m", "venv", str(venv)]
+    if not with_pip:
+        args.insert(3, "--without-pip")
+    subprocess.run(args, check=True, timeout=300)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    (site / "_test_environment.pth").write_text("".join(f"{d}\n" for d in environment_site_dirs()), encoding="utf-8")
+    return venv
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,16 +13,15 @@ from click.testing import CliRunner
 
 from llm_log_exporter.cli import main
 from llm_log_exporter.hook import CALLBACK_MODULE, HOOK_MODULE, PTH_NAME, install, uninstall
+from tests.helpers import make_venv
 
 pytest.importorskip("litellm")  # the target environments below see the test environment's litellm
 
 
 @pytest.fixture
 def target(tmp_path: Path) -> Path:
-    """A fresh venv that sees this environment's litellm but not its site-packages' writes."""
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
-    return venv
+    """A fresh venv that sees the test environment's litellm (virtualenv or not) but not this package."""
+    return make_venv(tmp_path / "venv")
 
 
 def run(venv: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -34,14 +32,24 @@ def run(venv: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 CALL = """
-import time, litellm
+import os, time, litellm
 litellm.completion(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], mock_response="hello")
 try:
     litellm.completion(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
                        mock_response="litellm.RateLimitError")
 except litellm.RateLimitError:
     pass
-time.sleep(1.0)  # sync successes are logged on litellm's thread pool
+# Sync successes are logged on litellm's thread pool, possibly after the failure (logged in this thread):
+# wait for both lines, however loaded the machine, before the interpreter exits.
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline and os.path.isdir(os.path.dirname(os.environ["LLM_USAGE_LOG"])):
+    try:
+        with open(os.environ["LLM_USAGE_LOG"], "rb") as f:
+            if f.read().count(b"\\n") >= 2:
+                break
+    except OSError:
+        pass
+    time.sleep(0.02)
 print("ok")
 """
 
@@ -61,7 +69,7 @@ def test_first_litellm_import_registers_the_callback(target: Path, tmp_path: Pat
     assert out.stdout.strip() == "['UsageLogger']", out.stderr
     out = run(target, CALL, LLM_USAGE_LOG=str(log))
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr
-    events = [json.loads(line) for line in log.read_text().splitlines()]
+    events = sorted((json.loads(line) for line in log.read_text().splitlines()), key=lambda e: e["status"] != "success")
     assert [(e["status"], e["error_type"]) for e in events] == [("success", None), ("failure", "rate_limit")]
     assert events[0]["prompt_tokens"] > 0 and events[0]["cost_usd"] > 0
     assert "hello" not in log.read_text() and '"hi"' not in log.read_text()  # no prompt or response text
