@@ -51,29 +51,33 @@ def messages(text: str = "say hi") -> list[dict[str, str]]:
     return [{"role": "user", "content": f"{text} {SECRET}"}]
 
 
-class SLOCapture(CustomLogger):  # type: ignore[misc,valid-type]
-    """Records the standard logging object litellm hands to callbacks, by litellm_call_id."""
+class SLOCapture:
+    """Keeps, per call id, the standard logging object a ``UsageLogger`` hook call was handed.
+
+    That payload is what the line must project, so it is the truth the tests compare against. A second
+    ``CustomLogger`` is not: LiteLLM builds the payload on its sync and on its async logging path and
+    stores each in the kwargs it shares between callbacks, so a second logger may read a newer payload
+    (an end time some tenths of a millisecond later, another cost) than the one handed to ours.
+    """
 
     def __init__(self) -> None:
-        super().__init__()
         self.slos: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
-    def _keep(self, kwargs: dict[str, Any]) -> None:
-        with self._lock:
-            self.slos[kwargs["litellm_call_id"]] = kwargs["standard_logging_object"]
+    def attach(self, logger: UsageLogger) -> UsageLogger:
+        original = logger._handle
 
-    def log_success_event(self, kwargs, response_obj, start_time, end_time):  # type: ignore[no-untyped-def]
-        self._keep(kwargs)
+        def handle(kwargs: Any, response_obj: Any, start_time: Any, end_time: Any, status: str) -> None:
+            pinned = dict(kwargs) if isinstance(kwargs, dict) else kwargs  # one payload for both readers
+            slo = pinned.get("standard_logging_object") if isinstance(pinned, dict) else None
+            if isinstance(slo, dict) and not (status == "success" and cb._is_stream_chunk(pinned, response_obj)):
+                call_id = slo.get("litellm_call_id") or pinned.get("litellm_call_id") or slo.get("id")
+                with self._lock:
+                    self.slos.setdefault(call_id, slo)
+            original(pinned, response_obj, start_time, end_time, status)
 
-    def log_failure_event(self, kwargs, response_obj, start_time, end_time):  # type: ignore[no-untyped-def]
-        self._keep(kwargs)
-
-    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):  # type: ignore[no-untyped-def]
-        self._keep(kwargs)
-
-    async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):  # type: ignore[no-untyped-def]
-        self._keep(kwargs)
+        logger._handle = handle  # type: ignore[method-assign]
+        return logger
 
     def wait(self, call_id: str, timeout: float = 5.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -204,8 +208,8 @@ def test_instance_is_a_litellm_custom_logger(tmp_path: Path) -> None:
 
 @needs_litellm
 def test_sync_success_line(log_path: Path, capture: SLOCapture) -> None:
-    ul = UsageLogger(log_path)
-    litellm.callbacks = [ul, capture]
+    ul = capture.attach(UsageLogger(log_path))
+    litellm.callbacks = [ul]
     resp = litellm.completion(
         model=MODEL, messages=messages(), mock_response=f"hi {SECRET_OUT}", metadata={"tenant_id": "acme"}
     )
@@ -233,8 +237,8 @@ def test_sync_success_line(log_path: Path, capture: SLOCapture) -> None:
 
 @needs_litellm
 def test_sync_rate_limit_failure(log_path: Path, capture: SLOCapture) -> None:
-    ul = UsageLogger(log_path)
-    litellm.callbacks = [ul, capture]
+    ul = capture.attach(UsageLogger(log_path))
+    litellm.callbacks = [ul]
     with pytest.raises(litellm.RateLimitError):
         litellm.completion(model=MODEL, messages=messages(), mock_response="litellm.RateLimitError")
     (event,) = settle_and_count(log_path, 1)
@@ -251,8 +255,8 @@ def test_sync_rate_limit_failure(log_path: Path, capture: SLOCapture) -> None:
 
 @needs_litellm
 def test_sync_stream_one_line_with_ttft(log_path: Path, capture: SLOCapture) -> None:
-    ul = UsageLogger(log_path)
-    litellm.callbacks = [ul, capture]
+    ul = capture.attach(UsageLogger(log_path))
+    litellm.callbacks = [ul]
     chunks = list(
         litellm.completion(
             model=MODEL,
@@ -283,8 +287,8 @@ def test_sync_stream_one_line_with_ttft(log_path: Path, capture: SLOCapture) -> 
 
 @needs_litellm
 def test_async_success_and_failure(log_path: Path, capture: SLOCapture) -> None:
-    ul = UsageLogger(log_path)
-    litellm.callbacks = [ul, capture]
+    ul = capture.attach(UsageLogger(log_path))
+    litellm.callbacks = [ul]
 
     async def run() -> None:
         await litellm.acompletion(model=MODEL, messages=messages(), mock_response="hi")
@@ -332,7 +336,7 @@ def test_tenant_from_tag_and_custom_key(tmp_path: Path) -> None:
 
 @needs_litellm
 def test_unmapped_model_cost_is_null(log_path: Path, capture: SLOCapture) -> None:
-    litellm.callbacks = [UsageLogger(log_path), capture]
+    litellm.callbacks = [capture.attach(UsageLogger(log_path))]
     litellm.completion(model="openai/not-a-real-model-xyz", messages=messages(), mock_response="x")
     (event,) = wait_lines(log_path, 1)
     slo = capture.wait(event["call_id"])
@@ -429,7 +433,7 @@ def test_default_path_env_and_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 
 @needs_litellm
 def test_function_style_sync(default_path: Path, capture: SLOCapture) -> None:
-    litellm.callbacks = [capture]
+    capture.attach(cb.default_logger())
     litellm.success_callback = [cb.log_success, cb.async_log_success]
     litellm.failure_callback = [cb.log_failure, cb.async_log_failure]
     litellm.completion(model=MODEL, messages=messages(), mock_response="hi", metadata={"tenant_id": "acme"})
