@@ -23,8 +23,8 @@ def test_litellm_calls_counted_exactly_by_the_daemon(tmp_path: Path) -> None:
     log = tmp_path / "usage.jsonl"
     reset_litellm_callbacks()
     capture = SLOCapture()
-    logger = UsageLogger(log)
-    litellm.callbacks = [logger, capture]
+    logger = capture.attach(UsageLogger(log))
+    litellm.callbacks = [logger]
     try:
         with ExporterProcess(["--file", str(log), "--poll-interval", "0.2"]) as exp:
             exp.wait_ready()
