@@ -21,7 +21,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from llm_log_exporter import callback as cb
+from llm_log_exporter.writer import callback as cb
+from llm_log_exporter.writer import encode
 
 
 def synthetic_kwargs() -> dict[str, Any]:
@@ -135,9 +136,9 @@ def main() -> None:
     parser.add_argument("--stdlib-json", action="store_true", help="force the json fallback encoder")
     args = parser.parse_args()
     if args.stdlib_json:
-        cb.encode_event = cb._encode_stdlib
+        cb.encode_event = encode._encode_stdlib
     r = measure(args.calls, args.dir)
-    encoder = "json (stdlib)" if cb.encode_event is cb._encode_stdlib else "orjson"
+    encoder = "json (stdlib)" if cb.encode_event is encode._encode_stdlib else "orjson"
     print(f"UsageLogger.log_success_event, {args.calls} calls, encoder={encoder}")
     print(
         f"  per call µs: p50={r['p50']:.1f}  p90={r['p90']:.1f}  p99={r['p99']:.1f}  p99.9={r['p999']:.1f}  "

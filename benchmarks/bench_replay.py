@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import generate
 from bench_runner import bare_orjson, bare_read, exporter_read
 
-from llm_log_exporter.daemon import Config
-from llm_log_exporter.inputs import expand
-from llm_log_exporter.replay import ReplayOptions, replay
+from llm_log_exporter.daemon import Config, replay_history
+from llm_log_exporter.history.replay import ReplayOptions
+from llm_log_exporter.history.sources import expand
 
 
 class CountingSink:
@@ -48,7 +48,7 @@ class CountingSink:
 
 def replay_backfill(path: str, step: int) -> tuple[int, int, int]:
     sink = CountingSink()
-    result = replay(Config(files=[], format="native"), expand([path]), sink, ReplayOptions(step=step),  # type: ignore[arg-type]
+    result = replay_history(Config(files=[], format="native"), expand([path]), sink, ReplayOptions(step=step),  # type: ignore[arg-type]
                     now=time.time())
     return result.lines, result.writer.samples, sink.bytes
 

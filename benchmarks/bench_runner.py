@@ -41,10 +41,11 @@ import bench_callback
 import generate
 from prometheus_client.exposition import generate_latest
 
+from llm_log_exporter.aggregate.ingest import Ingestor
+from llm_log_exporter.aggregate.store import Store
+from llm_log_exporter.aggregate.usage import DUR_BUCKETS
 from llm_log_exporter.daemon import Config, Exporter, build_usage
-from llm_log_exporter.exposition import render_text
-from llm_log_exporter.ingest import Ingestor
-from llm_log_exporter.metrics import DUR_BUCKETS, Store
+from llm_log_exporter.exposition.text import render_text
 from llm_log_exporter.parsers import FORMATS, get_parser
 
 ROOT = Path(__file__).resolve().parent.parent

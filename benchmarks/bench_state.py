@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from llm_log_exporter import state
+from llm_log_exporter.aggregate import checkpoint as state
 from llm_log_exporter.daemon import Config, Exporter
 from llm_log_exporter.events import Request
 

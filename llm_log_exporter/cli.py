@@ -13,8 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from llm_log_exporter import __version__
-from llm_log_exporter.hook import install_hook_command, uninstall_hook_command
-from llm_log_exporter.metrics import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS
+from llm_log_exporter.aggregate.usage import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS
 from llm_log_exporter.parsers import names as format_names
 from llm_log_exporter.parsers.options import DEFAULT_TENANT_FROM, TENANT_SOURCES, parse_tenant_from
 
@@ -171,12 +170,12 @@ def config_example(ctx: click.Context) -> None:
 @click.pass_context
 def healthcheck(ctx: click.Context, timeout: float) -> None:
     """Exit 0 if the exporter configured by the same flags, env and config answers /healthz (for HEALTHCHECK)."""
-    from llm_log_exporter.probe import check, probe_url
+    from llm_log_exporter.exposition.probe import check, probe_url
 
     params = ctx.find_root().params
     scheme, auth_required = "http", False
     if params.get("web_config_file"):
-        from llm_log_exporter.webconfig import WebConfigError, load
+        from llm_log_exporter.exposition.webconfig import WebConfigError, load
 
         try:
             web = load(params["web_config_file"])
@@ -184,7 +183,7 @@ def healthcheck(ctx: click.Context, timeout: float) -> None:
             raise click.ClickException(f"--web.config.file: {err}") from None
         scheme, auth_required = ("https" if web.tls else "http"), web.auth is not None
         if web.ssl_context is not None and web.ssl_context.verify_mode == ssl.CERT_REQUIRED:
-            from llm_log_exporter.probe import check_handshake
+            from llm_log_exporter.exposition.probe import check_handshake
 
             ok, message = check_handshake(params["host"], params["port"], timeout)
             click.echo(message, err=not ok)
@@ -195,9 +194,9 @@ def healthcheck(ctx: click.Context, timeout: float) -> None:
 
 
 def run_daemon(files: tuple[str, ...], **options: object) -> None:
-    from llm_log_exporter.budgets import BudgetError
+    from llm_log_exporter.aggregate.budgets import BudgetError
+    from llm_log_exporter.aggregate.prices import PriceTableError
     from llm_log_exporter.daemon import Config, Exporter
-    from llm_log_exporter.prices import PriceTableError
 
     options = {k: v for k, v in options.items() if v is not None}
     state_file = options.get("state_file")
@@ -213,7 +212,7 @@ def run_daemon(files: tuple[str, ...], **options: object) -> None:
         raise click.BadParameter(str(err), param_hint="--budgets") from None
     except PriceTableError as err:
         raise click.ClickException(str(err)) from None
-    from llm_log_exporter.webconfig import WebConfigError
+    from llm_log_exporter.exposition.webconfig import WebConfigError
 
     try:
         exporter.bind()
@@ -225,8 +224,51 @@ def run_daemon(files: tuple[str, ...], **options: object) -> None:
     exporter.serve()
 
 
-main.add_command(install_hook_command)
-main.add_command(uninstall_hook_command)
+_PYTHON_HELP = ("Interpreter (or virtualenv directory) of the target environment, e.g. "
+                "~/.local/share/pipx/venvs/aider-chat [default: this Python].")
+
+
+@main.command("install-hook")
+@click.option("--python", "python", metavar="PATH", help=_PYTHON_HELP)
+def install_hook(python: str | None) -> None:
+    """Make every LiteLLM program in an environment (e.g. aider's) log its calls, unmodified.
+
+    \b
+    Writes a .pth file and a small hook package into the target's site-packages. The hook waits
+    until the program imports litellm, then appends our callback to litellm.callbacks. Calls are
+    written to $LLM_USAGE_LOG (default ~/.aider/usage.jsonl); LLM_USAGE_LOG=off disables it.
+    """
+    from llm_log_exporter.writer.install import HookError, install
+
+    try:
+        site, state = install(python)
+    except HookError as err:
+        raise click.ClickException(str(err)) from None
+    if not state["hook"]:
+        raise click.ClickException(f"wrote the hook into {site}, but that interpreter did not load it "
+                                   "(is it a site-packages directory?)")
+    if state["litellm"]:
+        click.echo("warning: litellm was imported at start-up by something else in that environment", err=True)
+    target = os.environ.get("LLM_USAGE_LOG") or "~/.aider/usage.jsonl"
+    click.echo(f"installed the LiteLLM hook into {site}")
+    click.echo(f"LiteLLM calls will be appended to {target} ($LLM_USAGE_LOG; 'off' disables)")
+    click.echo(f"follow them with: llm-log-exporter --file {target}")
+
+
+@main.command("uninstall-hook")
+@click.option("--python", "python", metavar="PATH", help=_PYTHON_HELP)
+def uninstall_hook(python: str | None) -> None:
+    """Remove what install-hook wrote."""
+    from llm_log_exporter.writer.install import HookError, uninstall
+
+    try:
+        site, removed = uninstall(python)
+    except HookError as err:
+        raise click.ClickException(str(err)) from None
+    if removed:
+        click.echo(f"removed the LiteLLM hook from {site} ({len(removed)} files)")
+    else:
+        click.echo(f"no LiteLLM hook installed in {site}")
 
 
 # --- history: replay and report ----------------------------------------------------------------
@@ -236,7 +278,7 @@ _USED_LABELS = {"tenant_id", "provider", "model", "status", "type", "error_type"
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
-    from llm_log_exporter.timeparse import parse_duration
+    from llm_log_exporter.history.timeparse import parse_duration
 
     try:
         seconds = parse_duration(value)
@@ -248,7 +290,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 
 
 def _time(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    from llm_log_exporter.timeparse import parse_time
+    from llm_log_exporter.history.timeparse import parse_time
 
     if value is None:
         return None
@@ -318,11 +360,11 @@ def replay(inputs: tuple[str, ...], output: str, quiet: bool, step: float, start
 
     See docs/replay.md for the whole recipe and how not to overlap live data.
     """
-    from llm_log_exporter.budgets import BudgetError
-    from llm_log_exporter.daemon import Config
-    from llm_log_exporter.history import run_replay
-    from llm_log_exporter.inputs import InputError
-    from llm_log_exporter.replay import ReplayOptions
+    from llm_log_exporter.aggregate.budgets import BudgetError
+    from llm_log_exporter.daemon import Config, build_history
+    from llm_log_exporter.history.commands import run_replay
+    from llm_log_exporter.history.replay import ReplayOptions
+    from llm_log_exporter.history.sources import InputError
 
     if until_now and end is not None:
         raise click.UsageError("--until-now and --end exclude each other")
@@ -336,7 +378,8 @@ def replay(inputs: tuple[str, ...], output: str, quiet: bool, step: float, start
         labels=labels, run_bytes=buffer_mb << 20, spool_dir=spool_dir,
     )
     try:
-        run_replay(inputs, output, config, replay_options, quiet)
+        store, ingestor, collector = build_history(config)
+        run_replay(inputs, output, store, ingestor, collector, config.max_line_bytes, replay_options, quiet)
     except InputError as err:
         raise _inputs_error(err) from None
     except BudgetError as err:
@@ -363,14 +406,16 @@ def report(inputs: tuple[str, ...], by: str, period: str | None, fmt: str, start
 
     Reads the same inputs as replay. Percentiles are exact (from every duration, not from buckets).
     """
-    from llm_log_exporter.history import run_report
-    from llm_log_exporter.inputs import InputError
+    from llm_log_exporter.daemon import Config, build_history
+    from llm_log_exporter.history.commands import run_report
+    from llm_log_exporter.history.sources import InputError
 
     if start is not None and end is not None and start >= end:
         raise click.UsageError("--start must be before --end")
     keys = [part.strip() for part in by.split(",") if part.strip()]
     try:
-        text = run_report(inputs, keys, period, fmt, start, end, input_format, max_line_bytes, prices)
+        _, ingestor, _ = build_history(Config(files=[], format=input_format, prices=prices))
+        text = run_report(inputs, ingestor, keys, period, fmt, start, end, max_line_bytes)
     except InputError as err:
         raise _inputs_error(err) from None
     except ValueError as err:

@@ -1,29 +1,36 @@
-"""Wires file → tailer → parser → metrics → HTTP for the long-running exporter."""
+"""The one place that composes the stages: file → tailer → parser → aggregation → exposition (HTTP).
+
+The daemon and the history commands (replay, report) build their counting here from the same ``Config``,
+so history and live data count alike; no stage imports this module.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from prometheus_client import disable_created_metrics
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
-from llm_log_exporter import state
-from llm_log_exporter.breaker import Breakers
-from llm_log_exporter.budgets import Budgets, load_budgets
-from llm_log_exporter.collector import UsageCollector
-from llm_log_exporter.ingest import Ingestor
-from llm_log_exporter.metrics import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS, Store, UsageMetrics
+from llm_log_exporter.aggregate import checkpoint
+from llm_log_exporter.aggregate.breaker import Breakers
+from llm_log_exporter.aggregate.budgets import Budgets, load_budgets
+from llm_log_exporter.aggregate.ingest import Ingestor
+from llm_log_exporter.aggregate.prices import load_prices
+from llm_log_exporter.aggregate.store import Store
+from llm_log_exporter.aggregate.usage import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS, Usage
+from llm_log_exporter.exposition.collector import FamilyCollector, checkpoint_owner, store_owners, tailer_owner
+from llm_log_exporter.exposition.server import MetricsServer, http_owner
+from llm_log_exporter.history.replay import ReplayOptions, ReplayResult, replay
+from llm_log_exporter.history.sources import Source
 from llm_log_exporter.parsers import get_parser
 from llm_log_exporter.parsers.options import DEFAULT_TENANT_FROM, ParserOptions
-from llm_log_exporter.prices import load_prices
-from llm_log_exporter.server import MetricsServer, WebCollector
-from llm_log_exporter.tail_metrics import TailCollector
 from llm_log_exporter.tailer import Tailer
 
 log = logging.getLogger("llm_log_exporter")
@@ -65,10 +72,10 @@ class Config:
     state_interval: float = 5.0
 
 
-def build_usage(config: Config) -> UsageMetrics:
+def build_usage(config: Config) -> Usage:
     """The aggregation state for a config: shared by the daemon and replay, so both count alike."""
     budgets = Budgets(*load_budgets(config.budgets)) if config.budgets else Budgets()
-    return UsageMetrics(
+    return Usage(
         buckets=config.buckets,
         ttft_buckets=config.ttft_buckets,
         max_tenants=config.max_tenants,
@@ -89,16 +96,29 @@ def build_ingestor(config: Config, store: Store) -> Ingestor:
     return Ingestor(store, parser, load_prices(config.prices))
 
 
+def build_history(config: Config) -> tuple[Store, Ingestor, FamilyCollector]:
+    """What ``replay`` and ``report`` count with: the daemon's store, ingestor and usage families."""
+    store = Store(build_usage(config))
+    return store, build_ingestor(config, store), FamilyCollector(store_owners(store), config.namespace)
+
+
+def replay_history(config: Config, sources: Sequence[Source], out: BinaryIO, options: ReplayOptions,
+                   progress: Callable[[int, int], None] | None = None, now: float | None = None) -> ReplayResult:
+    """``replay`` of ``sources`` into ``out``, counted by the daemon's code for ``config``."""
+    store, ingestor, collector = build_history(config)
+    return replay(store, ingestor, collector, sources, out, options, config.max_line_bytes, progress, now)
+
+
 class Exporter:
     """One exporter instance; ``serve`` blocks until ``stop`` is called (or a signal arrives)."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.store = self._new_store()
-        settings = state.settings_of(config)
-        load_result, positions = state.ABSENT, []
+        settings = checkpoint.settings_of(config)
+        load_result, positions = checkpoint.ABSENT, []
         if config.state_file:
-            load_result, restored, positions = state.load(config.state_file, settings, self._new_store)
+            load_result, restored, positions = checkpoint.load(config.state_file, settings, self._new_store)
             self.store = restored or self.store
         self.ingestor = build_ingestor(config, self.store)
         self.tailer = Tailer(
@@ -110,17 +130,19 @@ class Exporter:
             use_inotify=not config.poll,
             exclude=config.exclude,
         )
-        self.checkpointer: state.Checkpointer | None = None
+        self.checkpointer: checkpoint.Checkpointer | None = None
         if config.state_file:
-            if load_result == state.RESTORED:
+            if load_result == checkpoint.RESTORED:
                 self._resume(positions)
-            self.checkpointer = state.Checkpointer(config.state_file, config.state_interval, self.tailer.positions,
-                                                   self.store, settings, load_result)
+            self.checkpointer = checkpoint.Checkpointer(config.state_file, config.state_interval,
+                                                        self.tailer.positions, self.store, settings, load_result)
             self.tailer.after_poll = self.checkpointer.maybe
         disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(UsageCollector(self.store, config.namespace))
-        self.registry.register(TailCollector(self.tailer, self.checkpointer))
+        owners = {**store_owners(self.store), "tailer": tailer_owner(self.tailer)}
+        if self.checkpointer is not None:
+            owners["checkpoint"] = checkpoint_owner(self.checkpointer)
+        self.registry.register(FamilyCollector(owners, config.namespace))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         self._stop = threading.Event()
@@ -149,7 +171,7 @@ class Exporter:
 
     def bind(self) -> MetricsServer:
         """Bind the port first, so a port in use fails before any file is read."""
-        from llm_log_exporter.webconfig import WebConfigSource
+        from llm_log_exporter.exposition.webconfig import WebConfigSource
 
         c = self.config
         web = WebConfigSource(c.web_config_file) if c.web_config_file else None  # WebConfigError when unusable
@@ -157,7 +179,7 @@ class Exporter:
             c.host, c.port, self.registry, self.store.ready, web=web, max_connections=c.web_max_connections,
             read_timeout=c.web_read_timeout, write_timeout=c.web_write_timeout,
         )
-        self.registry.register(WebCollector(self.server))
+        self.registry.register(FamilyCollector({"http": http_owner(self.server)}))
         return self.server
 
     def stop(self) -> None:

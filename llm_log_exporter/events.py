@@ -1,16 +1,13 @@
-"""Normalized usage events: what every parser produces and the metrics consume.
+"""Normalized usage events: what every parser produces and the aggregation consumes.
 
-Events are NamedTuples: cheap to build on the hot path and immutable once made.
-Times are epoch seconds (float) or None when the source line carried none.
+Events are NamedTuples: cheap to build on the hot path and immutable once made. Build them by
+keyword (every field has a default); only the native parser's fast path builds a ``Request``
+positionally. Times are epoch seconds (float) or None when the source line carried none.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
-
-SCHEMA_VERSION = 1
-
-STATUSES = ("success", "failure")
 
 
 class InvalidLine(ValueError):
@@ -23,25 +20,25 @@ class InvalidLine(ValueError):
 
 
 class Request(NamedTuple):
-    """One finished LLM call (success or failure)."""
+    """One finished LLM call (success or failure). The field order is the native fast path's."""
 
-    ts: float | None
-    call_id: str
-    model: str
-    provider: str
-    tenant_id: str
-    status: str  # "success" | "failure"
-    error_type: str | None
-    duration_s: float | None  # None: the source has no latency (e.g. aider analytics)
-    ttft_s: float | None  # streaming calls only
-    stream: bool
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int
-    cache_write_tokens: int
-    reasoning_tokens: int
-    cost_usd: float | None  # None: cost unknown (never counted as zero)
-    cache_hit: bool | None
+    ts: float | None = None
+    call_id: str = ""
+    model: str = ""
+    provider: str = ""
+    tenant_id: str = ""
+    status: str = "success"  # "success" | "failure"
+    error_type: str | None = None
+    duration_s: float | None = None  # None: the source has no latency (e.g. aider analytics)
+    ttft_s: float | None = None  # streaming calls only
+    stream: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float | None = None  # None: cost unknown (never counted as zero)
+    cache_hit: bool | None = None
     # Which price-table rates apply when the cost is filled in from --prices: None (standard) or a
     # LiteLLM key suffix such as "batches" (batch APIs bill about half), "priority", "flex".
     price_tier: str | None = None
@@ -91,12 +88,3 @@ class CacheLookup(NamedTuple):
 
 
 Event = Request | StreamStart | RateLimited | BreakerState | BudgetUsage | CacheLookup
-
-# Circuit-breaker states as gauge values; names accepted in events.
-BREAKER_STATES = {"closed": 0, "half_open": 1, "half-open": 1, "open": 2}
-
-# Failure classes shared by every parser and the callback (see docs/events.md).
-ERROR_TYPES = frozenset({
-    "rate_limit", "timeout", "auth", "bad_request", "context_window", "content_filter",
-    "not_found", "server_error", "connection", "budget_exceeded", "other",
-})

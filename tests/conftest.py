@@ -1,4 +1,4 @@
-"""Session-wide fixtures: one real Prometheus server per test session."""
+"""Shared fixtures: a usage log path per test, and one real Prometheus server per test session."""
 
 from __future__ import annotations
 
@@ -8,6 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.prom import PrometheusServer
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    """Where a test's usage log goes (not created: tests decide what it holds)."""
+    return tmp_path / "usage.jsonl"
 
 
 @pytest.fixture(scope="session")

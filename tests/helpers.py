@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -51,6 +52,21 @@ def metrics_for_files(paths: Iterable[str | os.PathLike], **config: object) -> S
         return parse_exposition(generate_latest(exporter.registry).decode())
     finally:
         exporter.tailer.close()
+
+
+def event_line(kind: str = "request", **fields: object) -> str:
+    """One schema-v1 line, newline included: ``{"v": 1, "event": kind, **fields}``."""
+    return json.dumps({"v": 1, "event": kind, **fields}) + "\n"
+
+
+def request_line(model: str = "m", tokens: int = 1, **extra: object) -> bytes:
+    """A request line of provider ``p`` with ``tokens`` input tokens, as bytes to append."""
+    return event_line(model=model, provider="p", prompt_tokens=tokens, **extra).encode()
+
+
+def append(path: Path | str, data: bytes) -> None:
+    with open(path, "ab") as f:
+        f.write(data)
 
 
 def environment_site_dirs() -> list[str]:

@@ -6,26 +6,20 @@ periodic state write, ``stop()`` a SIGTERM (final save), ``crash()`` a SIGKILL (
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from pathlib import Path
 
 from prometheus_client.exposition import generate_latest
 
+from llm_log_exporter.aggregate.usage import REQ_FAILURE, REQ_SUCCESS
 from llm_log_exporter.daemon import Config, Exporter
-from llm_log_exporter.metrics import REQ_FAILURE, REQ_SUCCESS
-from tests.helpers import Samples, parse_exposition, value
+from tests.helpers import Samples, append, parse_exposition, value
+from tests.helpers import request_line as line
+
+__all__ = ["Pipeline", "append", "inode", "line", "lines", "once"]
 
 
-def line(model: str = "m", tokens: int = 1, **extra: object) -> bytes:
-    return (json.dumps({"v": 1, "event": "request", "model": model, "provider": "p",
-                        "prompt_tokens": tokens, **extra}) + "\n").encode()
-
-
-def append(path: Path | str, data: bytes) -> None:
-    with open(path, "ab") as f:
-        f.write(data)
 
 
 class Pipeline:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_log_exporter.hook import install, uninstall
+from llm_log_exporter.writer.install import install, uninstall
 from tests.aider_env import aider_venv, make_home, run_aider
 from tests.helpers import ExporterProcess, metrics_for_files, value
 from tests.openai_stub import COMPLETION_TOKENS, PROMPT_TOKENS, OpenAIStub

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llm_log_exporter.breaker import CLOSED, HALF_OPEN, OPEN, Breakers
+from llm_log_exporter.aggregate.breaker import CLOSED, HALF_OPEN, OPEN, Breakers
 
 
 def test_opens_after_threshold_consecutive_failures() -> None:

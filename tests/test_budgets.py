@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_log_exporter.budgets import Budget, BudgetError, Budgets, load_budgets, period_start
+from llm_log_exporter.aggregate.budgets import Budget, BudgetError, Budgets, load_budgets
+from llm_log_exporter.aggregate.periods import period_start
 
 
 def ts(text: str) -> float:

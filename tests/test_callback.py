@@ -23,8 +23,9 @@ import pytest
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # no network here; must precede import litellm
 
-from llm_log_exporter import callback as cb
 from llm_log_exporter.callback import ERROR_TYPES, UsageLogger, classify_error
+from llm_log_exporter.writer import callback as cb
+from llm_log_exporter.writer import encode
 
 try:
     import litellm
@@ -633,7 +634,7 @@ def test_copies_are_the_same_sink(tmp_path: Path) -> None:
 
 def test_stdlib_encoder_matches_orjson() -> None:
     event = cb.build_request_event(synthetic_kwargs(model="modèle-ü"), None, None, None, status="success")
-    line = cb._encode_stdlib(event)
+    line = encode._encode_stdlib(event)
     assert line.endswith(b"\n") and line.count(b"\n") == 1 and b", " not in line
     assert json.loads(line) == json.loads(cb.encode_event(event)) == event
 

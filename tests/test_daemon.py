@@ -13,26 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, ExporterProcess, http_get, value
+from tests.helpers import ROOT, ExporterProcess, append, http_get, value
+from tests.helpers import request_line as line
 
 pytestmark = pytest.mark.slow
 
 
-def line(model: str = "m", tokens: int = 1, **extra: object) -> bytes:
-    import json
-
-    return (json.dumps({"v": 1, "event": "request", "model": model, "provider": "p",
-                        "prompt_tokens": tokens, **extra}) + "\n").encode()
-
-
-def append(path: Path, data: bytes) -> None:
-    with open(path, "ab") as f:
-        f.write(data)
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> Path:
-    return tmp_path / "usage.jsonl"
 
 
 def test_follow_append_partial_rotate_truncate(log: Path) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT, ExporterProcess, http_get, value
+from tests.helpers import ROOT, ExporterProcess, event_line, http_get, value
 from tests.prom import PrometheusServer
 
 pytestmark = pytest.mark.slow
@@ -39,7 +39,7 @@ MACROS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h", "${n
 
 
 def ev(kind: str, **fields: Any) -> str:
-    return json.dumps({"v": 1, "event": kind, "ts": T0, **fields}) + "\n"
+    return event_line(kind, ts=T0, **fields)
 
 
 def req(tenant: str, cost: float = 0.0, status: str = "success", provider: str = "openai", **fields: Any) -> str:

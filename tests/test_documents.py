@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from llm_log_exporter.events import InvalidLine
+from llm_log_exporter.history.sources import iter_objects
 from llm_log_exporter.parsers import get_parser
-from llm_log_exporter.parsers.documents import iter_objects
 from tests.helpers import FIXTURES
 
 SLO = FIXTURES / "litellm-1.81.10_slo.jsonl"

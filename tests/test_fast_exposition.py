@@ -14,9 +14,9 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-from llm_log_exporter.collector import UsageCollector
 from llm_log_exporter.daemon import Config, Exporter
-from llm_log_exporter.exposition import CounterRows, HistogramRows, format_value, render_text
+from llm_log_exporter.exposition.collector import FamilyCollector, store_owners
+from llm_log_exporter.exposition.text import CounterRows, HistogramRows, format_value, render_text
 from tests.helpers import FIXTURES, ExporterProcess, parse_exposition
 
 HOSTILE = ['say "hi"', "back\\slash", "new\nline", "ünïcödé ✓", "", "__other__", "a,b=c}{", "\\n"]
@@ -33,7 +33,7 @@ class _Static:
 def _usage_registry(exporter: Exporter) -> CollectorRegistry:
     """Only the usage collector: process metrics change between two encodes, usage does not."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(UsageCollector(exporter.store, "llm"))
+    registry.register(FamilyCollector(store_owners(exporter.store), "llm"))
     return registry
 
 

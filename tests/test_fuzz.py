@@ -24,9 +24,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from llm_log_exporter.aggregate.ingest import Ingestor
+from llm_log_exporter.aggregate.store import Store
+from llm_log_exporter.aggregate.usage import Usage
 from llm_log_exporter.events import InvalidLine
-from llm_log_exporter.ingest import Ingestor
-from llm_log_exporter.metrics import Store, UsageMetrics
 from llm_log_exporter.parsers import AUTO, FORMATS, get_parser
 from llm_log_exporter.tailer import Tailer
 from tests.helpers import FIXTURES
@@ -154,7 +155,7 @@ def test_parser_raises_only_invalid_line(fmt: str, obj: dict[str, Any]) -> None:
 
 
 def _ingestor(fmt: str = AUTO) -> Ingestor:
-    return Ingestor(Store(UsageMetrics(max_tenants=5, max_models=5, max_providers=5)), get_parser(fmt))
+    return Ingestor(Store(Usage(max_tenants=5, max_models=5, max_providers=5)), get_parser(fmt))
 
 
 def _plain(value: Any) -> Any:
@@ -319,7 +320,7 @@ def test_splitter_on_arbitrary_bytes(pieces: list[bytes], read_chunk: int, max_l
                     f.write(piece)
                 tailer.poll_once()
                 for stream in tailer._streams.values():
-                    assert len(stream.tail) <= max_line  # bounded held partial line
+                    assert len(stream.lines.tail) <= max_line  # bounded held partial line
             tailer.poll_once()
         finally:
             tailer.close()
@@ -334,7 +335,7 @@ def test_splitter_on_arbitrary_bytes(pieces: list[bytes], read_chunk: int, max_l
         if stats is None:
             assert str(path) not in ing.store.files
             return
-        assert stats.bytes == len(data)
+        assert stats.read_bytes == len(data)
         assert sum(stats.lines.values()) == len(complete) + early
         assert stats.invalid.get("oversized", 0) == sum(len(line) > max_line for line in complete) + early
         assert usage_state(ing.store) == usage_state(oracle.store)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import ExporterProcess, metrics_for_files, value
+from tests.helpers import ExporterProcess, event_line, metrics_for_files, value
 
 # The contract of issue #3 / docs/metrics.md: family → (type, label names).
 AIGATEWAY = {
@@ -27,8 +26,7 @@ BUCKETS = ["0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0", "30.0", "60.0", "1
 T0 = 1_795_400_000.0  # 2026-11-21T... UTC
 
 
-def ev(kind: str = "request", **fields: object) -> str:
-    return json.dumps({"v": 1, "event": kind, **fields}) + "\n"
+ev = event_line
 
 
 def req(ts: float, provider: str = "openai", tenant: str = "acme", status: str = "success", **fields: object) -> str:

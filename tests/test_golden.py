@@ -69,7 +69,7 @@ def _metrics(files: list[Path], accept: str, **config: object) -> bytes:
     from prometheus_client.exposition import generate_latest
 
     from llm_log_exporter.daemon import Config, Exporter
-    from llm_log_exporter.exposition import render_text
+    from llm_log_exporter.exposition.text import render_text
 
     exporter = Exporter(Config(files=[str(p) for p in files], poll=True, prices=PRICES, **config))  # type: ignore[arg-type]
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from llm_log_exporter.cli import main
-from llm_log_exporter.hook import CALLBACK_MODULE, HOOK_MODULE, PTH_NAME, install, uninstall
+from llm_log_exporter.writer.install import HOOK_PACKAGE, LEGACY_MODULES, PTH_NAME, install, uninstall
 from tests.helpers import make_venv
 
 pytest.importorskip("litellm")  # the target environments below see the test environment's litellm
@@ -40,12 +41,12 @@ try:
 except litellm.RateLimitError:
     pass
 # Sync successes are logged on litellm's thread pool, possibly after the failure (logged in this thread):
-# wait for both lines, however loaded the machine, before the interpreter exits.
-deadline = time.monotonic() + 30
-while time.monotonic() < deadline and os.path.isdir(os.path.dirname(os.environ["LLM_USAGE_LOG"])):
+# when the test expects lines, wait for them, however loaded the machine, before the interpreter exits.
+expected, deadline = int(os.environ.get("EXPECT_LINES", "0")), time.monotonic() + 30
+while expected and time.monotonic() < deadline:
     try:
         with open(os.environ["LLM_USAGE_LOG"], "rb") as f:
-            if f.read().count(b"\\n") >= 2:
+            if f.read().count(b"\\n") >= expected:
                 break
     except OSError:
         pass
@@ -56,7 +57,10 @@ print("ok")
 
 def test_install_is_lazy_and_self_contained(target: Path, tmp_path: Path) -> None:
     site, state = install(str(target / "bin" / "python"))
-    assert {p.name for p in site.iterdir()} >= {PTH_NAME, f"{HOOK_MODULE}.py", f"{CALLBACK_MODULE}.py"}
+    assert {p.name for p in site.iterdir()} >= {PTH_NAME, HOOK_PACKAGE}
+    copied = {str(p.relative_to(site / HOOK_PACKAGE)) for p in (site / HOOK_PACKAGE).rglob("*.py")}
+    assert copied >= {"__init__.py", "writer/callback.py", "writer/logfile.py", "schema/litellm.py"}
+    assert "writer/install.py" not in copied  # the installer stays home
     assert state == {"purelib": str(site), "hook": True, "litellm": False}
     out = run(target, "import sys; print('litellm' in sys.modules, 'llm_log_exporter' in sys.modules)")
     assert out.stdout.split() == ["False", "False"]  # nothing heavy at start-up, our package not needed
@@ -67,7 +71,7 @@ def test_first_litellm_import_registers_the_callback(target: Path, tmp_path: Pat
     log = tmp_path / "usage.jsonl"
     out = run(target, "import litellm; print([type(c).__name__ for c in litellm.callbacks])", LLM_USAGE_LOG=str(log))
     assert out.stdout.strip() == "['UsageLogger']", out.stderr
-    out = run(target, CALL, LLM_USAGE_LOG=str(log))
+    out = run(target, CALL, LLM_USAGE_LOG=str(log), EXPECT_LINES="2")
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr
     events = sorted((json.loads(line) for line in log.read_text().splitlines()), key=lambda e: e["status"] != "success")
     assert [(e["status"], e["error_type"]) for e in events] == [("success", None), ("failure", "rate_limit")]
@@ -89,15 +93,15 @@ def test_llm_usage_log_off_disables_it(target: Path, tmp_path: Path) -> None:
 
 def test_a_broken_hook_never_breaks_the_host(target: Path, tmp_path: Path) -> None:
     site, _ = install(str(target))
-    (site / f"{CALLBACK_MODULE}.py").write_text("raise RuntimeError('broken callback')\n")
+    (site / HOOK_PACKAGE / "writer" / "callback.py").write_text("raise RuntimeError('broken callback')\n")
     log = tmp_path / "usage.jsonl"
     out = run(target, CALL, LLM_USAGE_LOG=str(log))
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr
     assert "broken callback" not in out.stderr and not log.exists()
-    (site / f"{HOOK_MODULE}.py").write_text("this is not python(\n")
+    (site / HOOK_PACKAGE / "__init__.py").write_text("this is not python(\n")
     out = run(target, "print('fine')")
     assert (out.returncode, out.stdout, out.stderr) == (0, "fine\n", "")
-    (site / f"{HOOK_MODULE}.py").unlink()  # half-removed: the .pth alone stays silent too
+    shutil.rmtree(site / HOOK_PACKAGE)  # half-removed: the .pth alone stays silent too
     out = run(target, "print('fine')")
     assert (out.returncode, out.stdout, out.stderr) == (0, "fine\n", "")
 
@@ -131,8 +135,8 @@ def test_uninstall_removes_everything(target: Path) -> None:
     site, _ = install(str(target))
     run(target, "pass")  # start-up imports the hook, leaving its bytecode in __pycache__
     _, removed = uninstall(str(target))
-    assert {p.name for p in removed} >= {PTH_NAME, f"{HOOK_MODULE}.py", f"{CALLBACK_MODULE}.py"}
-    assert not any(HOOK_MODULE in p.name for p in site.rglob("*"))
+    assert {p.name for p in removed} >= {PTH_NAME, "__init__.py", "callback.py"}
+    assert not any(HOOK_PACKAGE in str(p) for p in site.rglob("*"))
     out = run(target, "import sys, litellm; print(len(litellm.callbacks), 'llm_log_exporter_hook' in sys.modules)")
     assert out.stdout.split() == ["0", "False"]
     assert uninstall(str(target))[1] == []
@@ -147,3 +151,15 @@ def test_cli_commands(target: Path) -> None:
     assert result.exit_code == 0 and "removed the LiteLLM hook" in result.output
     result = runner.invoke(main, ["install-hook", "--python", str(target / "nope")])
     assert result.exit_code == 1 and "cannot run" in result.output
+
+
+def test_reinstall_replaces_an_earlier_single_file_hook(target: Path, tmp_path: Path) -> None:
+    """Hooks installed by earlier versions were three modules beside the .pth; they go, the package works."""
+    site, _ = install(str(target))
+    for module in LEGACY_MODULES:
+        (site / f"{module}.py").write_text("raise RuntimeError('old hook')\n")
+    install(str(target))
+    assert not any((site / f"{module}.py").exists() for module in LEGACY_MODULES)
+    out = run(target, "import litellm; print([type(c).__name__ for c in litellm.callbacks])",
+              LLM_USAGE_LOG=str(tmp_path / "u.jsonl"))
+    assert out.stdout.strip() == "['UsageLogger']", out.stderr

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from llm_log_exporter import tailer as tailer_mod
-from llm_log_exporter.inotify import InotifyWaker
 from llm_log_exporter.tailer import Tailer
+from llm_log_exporter.tailing import watches as watches_mod
+from llm_log_exporter.tailing.inotify import InotifyWaker
 from tests.test_tailer import Rec
 
 
@@ -107,7 +107,7 @@ def test_tailer_falls_back_to_watchdog_without_inotify(monkeypatch, tmp_path: Pa
     def unavailable(*_: object) -> InotifyWaker:
         raise OSError(38, "inotify unavailable")
 
-    monkeypatch.setattr(tailer_mod, "InotifyWaker", unavailable)
+    monkeypatch.setattr(watches_mod, "InotifyWaker", unavailable)
     log = tmp_path / "usage.jsonl"
     log.write_bytes(b"")
     rec = Rec()
@@ -117,7 +117,7 @@ def test_tailer_falls_back_to_watchdog_without_inotify(monkeypatch, tmp_path: Pa
     thread = threading.Thread(target=t.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        assert isinstance(t._observer, tailer_mod.BaseObserver)
+        assert isinstance(t._watches._observer, watches_mod.BaseObserver)
         time.sleep(0.2)
         with open(log, "ab") as f:
             f.write(b"hello\n")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_log_exporter import inputs
-from llm_log_exporter.inputs import InputError, Reader, Source, expand
+from llm_log_exporter.history import sources as inputs
+from llm_log_exporter.history.sources import InputError, Reader, Source, expand
 
 
 def lines_of(reader: Reader) -> list[tuple[int, int, bytes]]:

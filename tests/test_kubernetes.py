@@ -256,7 +256,7 @@ def test_litellm_proxy_config_loads_our_logger(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", script, str(etc / "config.yaml")], capture_output=True, text=True,
                           timeout=120, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split() == ["llm_log_exporter.callback", "UsageLogger"]
+    assert proc.stdout.split() == ["llm_log_exporter.writer.callback", "UsageLogger"]
     text = log.read_text()
     assert "SECRET" not in text
     samples = metrics_for_files([log])

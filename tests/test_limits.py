@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from llm_log_exporter.aggregate.labels import OTHER
+from llm_log_exporter.aggregate.streams import MAX_CALL_ID_LENGTH
+from llm_log_exporter.aggregate.usage import Usage
 from llm_log_exporter.events import Request, StreamStart
-from llm_log_exporter.metrics import MAX_CALL_ID_LENGTH, OTHER, UsageMetrics
-from tests.helpers import ExporterProcess, metrics_for_files, value
+from tests.helpers import ExporterProcess, event_line, metrics_for_files, value
 
 GIB = 1 << 30
 # Generous: measured ~32 MiB after the 1 GiB file and ~50 MiB after the floods; 350 MiB before the bounds.
@@ -18,7 +20,7 @@ RSS_LIMIT_MIB = 128
 
 
 def _line(**fields: object) -> str:
-    return json.dumps({"v": 1, "event": "request", "model": "m", "provider": "p", **fields}) + "\n"
+    return event_line(**{"model": "m", "provider": "p", **fields})
 
 
 def test_label_sets_fold_into_other_and_nothing_is_lost(tmp_path: Path) -> None:
@@ -43,7 +45,7 @@ def test_label_length_is_a_flag(tmp_path: Path) -> None:
 
 
 def test_long_raw_labels_are_not_cached() -> None:
-    usage = UsageMetrics()
+    usage = Usage()
     for i in range(50):
         usage.request(Request(None, "", "m", "p", f"{i}" + "z" * 100_000, "success", None, None, None, False,
                               1, 0, 0, 0, 0, None, None))
@@ -52,12 +54,12 @@ def test_long_raw_labels_are_not_cached() -> None:
 
 
 def test_stream_start_keys_are_capped() -> None:
-    usage = UsageMetrics(max_streams=100)
+    usage = Usage(max_streams=100)
     call_id = "c" * 1_000_000
     usage.stream_start(StreamStart(1.0, call_id, "t", "p", "m"))
-    assert [len(k) for k in usage.streams] == [MAX_CALL_ID_LENGTH]
+    assert [len(k) for k in usage.streams.starts] == [MAX_CALL_ID_LENGTH]
     usage.request(Request(2.0, call_id, "m", "p", "t", "success", None, 1.0, None, True, 1, 1, 0, 0, 0, None, None))
-    assert not usage.streams  # the end still finds its (capped) start
+    assert not usage.streams.starts  # the end still finds its (capped) start
 
 
 def _memory_kib(pid: int) -> dict[str, int]:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from llm_log_exporter.aggregate.prices import PriceTable, PriceTableError, bundled_table_path, load_prices
 from llm_log_exporter.events import Request
-from llm_log_exporter.prices import PriceTable, PriceTableError, bundled_table_path, load_prices
 from tests.helpers import FIXTURES, ROOT, metrics_for_files, value
 
 TABLE = PriceTable.load(FIXTURES / "prices.json")
@@ -80,7 +80,7 @@ def test_agrees_with_litellm_cost_per_token() -> None:
 
 
 def test_bundled_table_is_found_without_importing_litellm() -> None:
-    code = ("import sys; from llm_log_exporter.prices import load_prices; t = load_prices(None); "
+    code = ("import sys; from llm_log_exporter.aggregate.prices import load_prices; t = load_prices(None); "
             "print(len(t), 'litellm' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     count, imported = out.stdout.split()

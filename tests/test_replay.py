@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from llm_log_exporter.daemon import Config
-from llm_log_exporter.inputs import expand
-from llm_log_exporter.replay import ReplayOptions, replay
+from llm_log_exporter.daemon import Config, replay_history
+from llm_log_exporter.history.replay import ReplayOptions
+from llm_log_exporter.history.sources import expand
 from tests.helpers import ROOT, metrics_for_files
 from tests.history import BUDGETS, HISTORY_FILES, T0, read_openmetrics, run_cli
 
@@ -27,7 +27,7 @@ NOW = T0 + 30 * 86400  # a wall clock well after the fixture
 
 def run(paths, config: Config | None = None, now: float = NOW, **options) -> tuple[str, object]:
     out = io.BytesIO()
-    result = replay(config or Config(files=[]), expand([str(p) for p in paths]), out, ReplayOptions(**options),
+    result = replay_history(config or Config(files=[]), expand([str(p) for p in paths]), out, ReplayOptions(**options),
                     now=now)
     return out.getvalue().decode(), result
 
@@ -127,7 +127,7 @@ def test_end_fills_samples_up_to_end_and_until_now_up_to_now(tmp_path: Path) -> 
 def test_out_of_order_lines_are_sorted_and_late_ones_still_count(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from llm_log_exporter import inputs
+    from llm_log_exporter.history import sources as inputs
 
     monkeypatch.setattr(inputs, "CHUNK", 16)  # one line per read: lines are released one by one
     log = tmp_path / "u.jsonl"
@@ -155,7 +155,7 @@ def test_files_are_merged_in_time_and_opened_only_when_needed(tmp_path: Path) ->
     for i in range(300):
         (folder / f"part-{i:04d}.jsonl").write_text(line(T0 + i * 30 + 5, 1) + line(T0 + i * 30 + 20, 1))
     fds = []  # open file descriptors each time another input is opened
-    from llm_log_exporter import timeline
+    from llm_log_exporter.history import timeline
 
     original = timeline.Timeline._source_chunks
 

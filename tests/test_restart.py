@@ -15,12 +15,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from llm_log_exporter.aggregate.store import FILE_SLOTS
 from tests.pipeline import Pipeline, append, inode, line, lines, once
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> Path:
-    return tmp_path / "usage.jsonl"
 
 
 @pytest.fixture
@@ -271,7 +267,7 @@ def test_corrupt_section_falls_back_without_partial_restore(log, state, caplog):
     append(log, lines("a", 2))
     Pipeline(log, state=state).tick().stop()
     doc = orjson.loads(state.read_bytes())
-    doc["metrics"]["files"][str(log)]["bytes"] = -5
+    doc["metrics"]["files"]["files"][str(log)][FILE_SLOTS.index("read_bytes")] = -5
     state.write_bytes(orjson.dumps(doc))
     p = Pipeline(log, state=state).tick()
     assert p.counted() == once("a", 2)

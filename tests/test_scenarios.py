@@ -8,17 +8,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.helpers import ExporterProcess, value
 from tests.pipeline import Pipeline, append, line, lines
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> Path:
-    return tmp_path / "usage.jsonl"
 
 
 def test_crlf_empty_and_invalid_utf8_lines(log):
@@ -88,7 +82,7 @@ def test_inotify_silent_timer_still_delivers(log):
     exp = Exporter(Config(files=[str(log)], poll=False, poll_interval=0.2))
     exp.tailer.start_watching()
     exp.tailer.poll_once()
-    observer = exp.tailer._observer
+    observer = exp.tailer._watches._observer
     assert observer is not None
     observer.unschedule_all()  # from now on inotify says nothing
     stop = threading.Event()

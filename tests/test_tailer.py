@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llm_log_exporter import inotify as inotify_mod
 from llm_log_exporter import tailer as tailer_mod
-from llm_log_exporter.inotify import WakeWatch
 from llm_log_exporter.tailer import Tailer
+from llm_log_exporter.tailing import inotify as inotify_mod
+from llm_log_exporter.tailing.inotify import WakeWatch
 
 
 class Rec:
@@ -89,11 +89,6 @@ def make(rec: Rec) -> Iterator[Callable[..., Tailer]]:
     yield factory
     for t in made:
         t.close()
-
-
-@pytest.fixture
-def log(tmp_path: Path) -> Path:
-    return tmp_path / "usage.jsonl"
 
 
 # ----------------------------------------------------------------------------- appends and splitting
@@ -241,7 +236,7 @@ def test_writes_racing_the_rotation_check_are_not_lost(make, rec, log):
     writer = open(log, "ab", buffering=0)  # noqa: SIM115 - stays open across the injected race
     writer.write(b"a\n")
     t.poll_once()
-    discover = t._discover
+    discover = t._discovery.find
 
     def racing_discover() -> dict:
         writer.write(b"late\n")
@@ -249,7 +244,7 @@ def test_writes_racing_the_rotation_check_are_not_lost(make, rec, log):
         log.write_bytes(b"new\n")
         return discover()
 
-    t._discover = racing_discover  # type: ignore[method-assign]
+    t._discovery.find = racing_discover  # type: ignore[method-assign]
     try:
         t.poll_once()
     finally:
@@ -514,11 +509,11 @@ def test_20mb_file_without_newline_keeps_buffer_bounded(make, rec, log):
 
     def spy(path: str, nbytes: int) -> None:
         on_read(path, nbytes)
-        held.extend(len(st.tail) for st in t._streams.values())
+        held.extend(len(st.lines.tail) for st in t._streams.values())
 
     rec.on_read = spy  # type: ignore[method-assign]
     t.poll_once()
-    held.extend(len(st.tail) for st in t._streams.values())
+    held.extend(len(st.lines.tail) for st in t._streams.values())
     assert len(held) > 50
     assert max(held) <= max_line
     assert rec.of("oversized") == [("oversized", str(log), 1, 0)]
@@ -572,13 +567,13 @@ def test_start_watching_schedules_parent_dirs_with_narrow_filter(make, rec, tmp_
     (logs / "usage.jsonl").symlink_to(other / "target.data")
     off = make(logs / "usage.jsonl", use_inotify=False)
     off.start_watching()
-    assert off._observer is None and off._watches == {}
+    assert not off._watches.active and off._watches._watches == {}
     t = make(logs / "usage.jsonl", use_inotify=True)
     t.start_watching()
-    assert list(t._watches) == [os.path.realpath(logs)]  # before any poll
+    assert list(t._watches._watches) == [os.path.realpath(logs)]  # before any poll
     t.poll_once()  # the symlink target's directory is watched too
-    assert sorted(t._watches) == sorted([os.path.realpath(logs), os.path.realpath(other)])
-    for d, (_, watch) in t._watches.items():
+    assert sorted(t._watches._watches) == sorted([os.path.realpath(logs), os.path.realpath(other)])
+    for d, (_, watch) in t._watches._watches.items():
         # the wake-only inotify watcher (watchdog only where it is unavailable): narrow mask, no open/close
         assert isinstance(watch, WakeWatch) and watch.path == d
     assert inotify_mod.MASK & (0x001 | 0x008 | 0x010 | 0x020) == 0  # IN_ACCESS, IN_CLOSE_*, IN_OPEN

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm_log_exporter.timeparse import parse_duration, parse_time
+from llm_log_exporter.history.timeparse import parse_duration, parse_time
 
 NOW = 1_800_000_000.0
 

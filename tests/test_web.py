@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_log_exporter.server import exposure_warning
-from llm_log_exporter.webconfig import WebConfig, WebConfigError, load
+from llm_log_exporter.exposition.server import exposure_warning
+from llm_log_exporter.exposition.webconfig import WebConfig, WebConfigError, load
 from tests.certs import PKI, Pair, make_pki
 from tests.helpers import ROOT, ExporterProcess, parse_exposition, value
 from tests.prom import PrometheusServer
@@ -46,10 +46,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> Path:
-    path = tmp_path / "usage.jsonl"
-    path.write_text(LINE)
-    return path
+def log(log: Path) -> Path:
+    """The shared log path, holding one line."""
+    log.write_text(LINE)
+    return log
 
 
 def write_config(path: Path, pki: PKI, *, users: dict[str, str] | None = None, client_auth: str | None = None,

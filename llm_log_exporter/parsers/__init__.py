@@ -3,7 +3,8 @@
 A format module provides ``NAME``, ``detect(obj) -> bool`` (used by ``--format auto``) and
 ``parse(obj) -> list[Event]`` (raising ``InvalidLine``; ``[]`` for a line of the format that carries
 no usage). A module whose parsing depends on options also provides ``bind(options) -> parse``.
-JSON decoding happens once, in the caller, so auto-detection costs no second parse.
+JSON decoding happens once, in ``decode_object``, so auto-detection costs no second parse, and
+``parse_line`` is the one place that turns every way a line can fail into a documented reason.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
+
+import orjson
 
 from llm_log_exporter.events import Event, InvalidLine
 from llm_log_exporter.parsers import aider, anthropic_batch, litellm, native, openai_batch
@@ -56,3 +59,35 @@ def get_parser(name: str, options: ParserOptions | None = None) -> ParseFn:
     except KeyError:
         raise ValueError(f"unknown format {name!r}; choose from {', '.join(names())}") from None
     return _bound(module, options)
+
+
+_loads = orjson.loads
+_JSONDecodeError = orjson.JSONDecodeError
+
+
+def decode_object(line: bytes) -> dict[str, Any]:
+    """One line → its JSON object; ``InvalidLine`` (``not_json``, ``not_object``) otherwise."""
+    try:
+        obj = _loads(line)
+    except (_JSONDecodeError, RecursionError):
+        raise InvalidLine("not_json") from None
+    if type(obj) is not dict:
+        raise InvalidLine("not_object")
+    return obj
+
+
+def parse_object(parse: ParseFn, obj: dict[str, Any]) -> list[Event]:
+    """``parse(obj)``, where a parser failing in any way becomes an ``InvalidLine``, never a crash."""
+    try:
+        return parse(obj)
+    except InvalidLine:
+        raise
+    except RecursionError:  # nesting deeper than the interpreter allows a parser to look at
+        raise InvalidLine("too_deep") from None
+    except Exception as exc:  # a parser bug: the line is counted, the rest of its batch is kept
+        raise InvalidLine("parser_error", f"{type(exc).__name__}: {exc}"[:200]) from None
+
+
+def parse_line(parse: ParseFn, line: bytes) -> list[Event]:
+    """One raw line → its events, or ``InvalidLine`` with the reason it was rejected."""
+    return parse_object(parse, decode_object(line))

@@ -10,10 +10,10 @@ import math
 from typing import Any
 
 from llm_log_exporter.events import InvalidLine
+from llm_log_exporter.schema import MAX_COST_USD, MAX_DURATION_S, MAX_EPOCH, MAX_TOKENS
 
-MAX_TOKENS = 1 << 53  # above this, float counters stop being exact
-MAX_COST_USD = 1e9
-MAX_DURATION_S = 1e7
+__all__ = ["MAX_COST_USD", "MAX_DURATION_S", "MAX_EPOCH", "MAX_TOKENS", "bad", "count", "first_count", "mapping",
+           "number", "split_provider", "text"]
 
 
 def bad(key: str, value: Any) -> InvalidLine:

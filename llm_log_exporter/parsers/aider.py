@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from llm_log_exporter.callback import classify_error
 from llm_log_exporter.events import Event, Request
-from llm_log_exporter.parsers._fields import MAX_COST_USD, MAX_TOKENS, bad, split_provider
+from llm_log_exporter.parsers._fields import MAX_COST_USD, MAX_EPOCH, MAX_TOKENS, bad, split_provider
+from llm_log_exporter.schema.errors import classify_error
 
 NAME = "aider"
 
@@ -66,7 +66,7 @@ def _ts(obj: dict[str, Any]) -> float | None:
     if value is None:
         return None
     kind = type(value)
-    if (kind is int or kind is float) and 0 <= value < 1e11 and math.isfinite(value):
+    if (kind is int or kind is float) and 0 <= value < MAX_EPOCH and math.isfinite(value):
         return float(value)
     raise bad("time", value)
 
@@ -85,10 +85,10 @@ def parse(obj: dict[str, Any]) -> list[Event]:
         # "litellm.RateLimitError: ..." → the class name before the first colon
         exception = props.get("exception")
         name = exception.split(":", 1)[0].strip() if type(exception) is str else None
-        return [Request(_ts(obj), "", model, provider, "", "failure", classify_error(name, None),
-                        None, None, False, 0, 0, 0, 0, 0, None, None)]
+        return [Request(ts=_ts(obj), model=model, provider=provider, status="failure",
+                        error_type=classify_error(name, None))]
     prompt = _tokens(props, "prompt_tokens")
     completion = _tokens(props, "completion_tokens")
     _tokens(props, "total_tokens")  # validated; total_cost is a running session total: never added
-    return [Request(_ts(obj), "", model, provider, "", "success", None, None, None, False, prompt, completion,
-                    0, 0, 0, _cost(props, prompt + completion), None)]
+    return [Request(ts=_ts(obj), model=model, provider=provider, prompt_tokens=prompt, completion_tokens=completion,
+                    cost_usd=_cost(props, prompt + completion))]

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_log_exporter.callback import classify_error
 from llm_log_exporter.events import Event, Request
 from llm_log_exporter.parsers._fields import bad, count, first_count, mapping, text
+from llm_log_exporter.schema.errors import classify_error
 
 NAME = "anthropic_batch"
 PROVIDER = "anthropic"
@@ -28,8 +28,7 @@ def detect(obj: dict[str, Any]) -> bool:
 
 
 def _failure(call_id: str, error_type: str) -> list[Event]:
-    return [Request(None, call_id, "", PROVIDER, "", "failure", error_type, None, None, False,
-                    0, 0, 0, 0, 0, None, None, TIER)]
+    return [Request(call_id=call_id, provider=PROVIDER, status="failure", error_type=error_type, price_tier=TIER)]
 
 
 def parse(obj: dict[str, Any]) -> list[Event]:
@@ -55,8 +54,9 @@ def parse(obj: dict[str, Any]) -> list[Event]:
         reasoning = count(mapping(usage, "output_tokens_details"), "thinking_tokens") or 0
         if reasoning > output:
             raise bad("thinking_tokens", reasoning)
-        return [Request(None, call_id, model, PROVIDER, "", "success", None, None, None, False,
-                        fresh + cache_write + cached, output, cached, cache_write, reasoning, None, None, TIER)]
+        return [Request(call_id=call_id, model=model, provider=PROVIDER, prompt_tokens=fresh + cache_write + cached,
+                        completion_tokens=output, cached_tokens=cached, cache_write_tokens=cache_write,
+                        reasoning_tokens=reasoning, price_tier=TIER)]
     if kind == "errored":
         # {"type": "error", "error": {"type": "invalid_request_error", "message": ...}}
         envelope = mapping(result, "error") or {}

@@ -1,7 +1,7 @@
 """LiteLLM ``StandardLoggingPayload`` (SLO): what ``kwargs["standard_logging_object"]`` holds and what
 LiteLLM's s3 / gcs_bucket / azure_storage loggers write, in litellm 1.81.10 and 1.109.x.
 
-The SLO → event mapping is the callback's own (``callback.build_request_event``), so a call logged
+The SLO → event mapping is the writer's own (``schema.litellm.build_request_event``), so a call logged
 by our callback and the same call's SLO dumped by LiteLLM give the same event. This module adds what
 a foreign file needs: strict types (the callback trusts litellm's objects; a file may hold anything),
 the configurable tenant lookup, and the provider of cache hits (litellm leaves it null there).
@@ -12,15 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from llm_log_exporter.callback import build_request_event
 from llm_log_exporter.events import Event, InvalidLine
 from llm_log_exporter.parsers import native
-from llm_log_exporter.parsers._fields import bad, count, mapping, number, split_provider, text
+from llm_log_exporter.parsers._fields import MAX_EPOCH, bad, count, mapping, number, split_provider, text
 from llm_log_exporter.parsers.options import ParserOptions
+from llm_log_exporter.schema import tenant_from_tags
+from llm_log_exporter.schema.litellm import build_request_event
 
 NAME = "litellm"
-
-MAX_EPOCH = 1e11  # year 5138: anything larger is not epoch seconds
 
 _USAGE_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens", "cache_read_input_tokens",
                  "cache_creation_input_tokens", "prompt_cache_hit_tokens", "reasoning_tokens")
@@ -77,10 +76,7 @@ def _check(obj: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _tag(obj: dict[str, Any], metadata: dict[str, Any] | None) -> Any:
-    for tag in obj.get("request_tags") or ():
-        if type(tag) is str and tag.startswith("tenant:") and len(tag) > 7:
-            return tag[7:]
-    return None
+    return tenant_from_tags(obj.get("request_tags"))
 
 
 def _meta(key: str) -> Callable[[dict[str, Any], dict[str, Any] | None], Any]:

@@ -12,9 +12,6 @@ from operator import itemgetter
 from typing import Any
 
 from llm_log_exporter.events import (
-    BREAKER_STATES,
-    ERROR_TYPES,
-    SCHEMA_VERSION,
     BreakerState,
     BudgetUsage,
     CacheLookup,
@@ -24,9 +21,13 @@ from llm_log_exporter.events import (
     Request,
     StreamStart,
 )
-from llm_log_exporter.parsers._fields import MAX_COST_USD, MAX_DURATION_S, MAX_TOKENS, count, number, text
+from llm_log_exporter.parsers._fields import MAX_COST_USD, MAX_DURATION_S, MAX_EPOCH, MAX_TOKENS, count, number, text
+from llm_log_exporter.schema import BREAKER_STATES, ERROR_TYPES, SCHEMA_VERSION
+
+_ERROR_TYPES = frozenset(ERROR_TYPES)
 
 NAME = "native"
+
 
 def detect(obj: dict[str, Any]) -> bool:
     """A native line carries the schema version marker ``v``."""
@@ -66,7 +67,6 @@ _FIELDS = itemgetter(
     "cache_write_tokens", "reasoning_tokens", "duration_s", "cost_usd", "ts", "call_id", "provider", "tenant_id",
     "cache_hit", "error_type",
 )
-_MAX_TS = 1e11  # year 5138: a float timestamp above this is a unit mistake (ms), so not fast-pathed
 
 
 def _fast_request(obj: dict[str, Any]) -> Request | None:
@@ -92,7 +92,7 @@ def _fast_request(obj: dict[str, Any]) -> Request | None:
         and (d is None or (type(d) is float and 0.0 <= d <= MAX_DURATION_S))
         and (ttft is None or (type(ttft) is float and 0.0 <= ttft <= MAX_DURATION_S))
         and (cost is None or (type(cost) is float and 0.0 <= cost <= MAX_COST_USD))
-        and type(ts) is float and 0.0 <= ts < _MAX_TS
+        and type(ts) is float and 0.0 <= ts < MAX_EPOCH
         and type(call_id) is str and type(provider) is str and type(tenant) is str
         and (cache_hit is None or cache_hit is True or cache_hit is False)
         and error_type is None
@@ -121,29 +121,29 @@ def _request(obj: dict[str, Any]) -> Request:
     if error_type is not None:
         if type(error_type) is not str:
             raise InvalidLine("bad_field", f"error_type={error_type!r:.40}")
-        if error_type not in ERROR_TYPES:
+        if error_type not in _ERROR_TYPES:
             error_type = "other"  # bounded vocabulary: a gateway's own names never add series
     prompt = _count(obj, "prompt_tokens")
     completion = _count(obj, "completion_tokens")
     _count(obj, "total_tokens")  # validated; totals are derived from input + output
     return Request(
-        parse_ts(obj.get("ts")),
-        _text(obj, "call_id"),
-        model,
-        _text(obj, "provider"),
-        _text(obj, "tenant_id"),
-        status,
-        (error_type or "other") if status == "failure" else None,
-        number(obj, "duration_s", MAX_DURATION_S),
-        number(obj, "ttft_s", MAX_DURATION_S) if stream else None,
-        stream,
-        prompt,
-        completion,
-        _count(obj, "cached_tokens"),
-        _count(obj, "cache_write_tokens"),
-        _count(obj, "reasoning_tokens"),
-        number(obj, "cost_usd", MAX_COST_USD),
-        cache_hit,
+        ts=parse_ts(obj.get("ts")),
+        call_id=_text(obj, "call_id"),
+        model=model,
+        provider=_text(obj, "provider"),
+        tenant_id=_text(obj, "tenant_id"),
+        status=status,
+        error_type=(error_type or "other") if status == "failure" else None,
+        duration_s=number(obj, "duration_s", MAX_DURATION_S),
+        ttft_s=number(obj, "ttft_s", MAX_DURATION_S) if stream else None,
+        stream=stream,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cached_tokens=_count(obj, "cached_tokens"),
+        cache_write_tokens=_count(obj, "cache_write_tokens"),
+        reasoning_tokens=_count(obj, "reasoning_tokens"),
+        cost_usd=number(obj, "cost_usd", MAX_COST_USD),
+        cache_hit=cache_hit,
     )
 
 

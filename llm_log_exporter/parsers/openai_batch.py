@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_log_exporter.callback import classify_error
 from llm_log_exporter.events import Event, Request
-from llm_log_exporter.parsers._fields import bad, count, first_count, mapping, text
+from llm_log_exporter.parsers._fields import MAX_EPOCH, bad, count, first_count, mapping, text
+from llm_log_exporter.schema.errors import classify_error
 
 NAME = "openai_batch"
 PROVIDER = "openai"
@@ -30,14 +30,14 @@ def _ts(body: dict[str, Any] | None) -> float | None:
     value = body.get("created", body.get("created_at")) if body is not None else None
     if value is None:
         return None
-    if type(value) is int and 0 <= value < 10**11:
+    if type(value) is int and 0 <= value < MAX_EPOCH:
         return float(value)
     raise bad("created", value)
 
 
 def _failure(call_id: str, model: str, ts: float | None, error_type: str) -> list[Event]:
-    return [Request(ts, call_id, model, PROVIDER, "", "failure", error_type, None, None, False,
-                    0, 0, 0, 0, 0, None, None, TIER)]
+    return [Request(ts=ts, call_id=call_id, model=model, provider=PROVIDER, status="failure", error_type=error_type,
+                    price_tier=TIER)]
 
 
 def parse(obj: dict[str, Any]) -> list[Event]:
@@ -86,5 +86,6 @@ def parse(obj: dict[str, Any]) -> list[Event]:
         raise bad("reasoning_tokens", reasoning)
     if not model:
         raise bad("model", body.get("model"))
-    return [Request(ts, call_id, model, PROVIDER, "", "success", None, None, None, False, prompt, completion,
-                    cached, cache_write, reasoning, None, None, TIER)]
+    return [Request(ts=ts, call_id=call_id, model=model, provider=PROVIDER, prompt_tokens=prompt,
+                    completion_tokens=completion, cached_tokens=cached, cache_write_tokens=cache_write,
+                    reasoning_tokens=reasoning, price_tier=TIER)]

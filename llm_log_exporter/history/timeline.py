@@ -19,11 +19,10 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-import orjson
-
+from llm_log_exporter.aggregate.ingest import Ingestor
 from llm_log_exporter.events import Event, InvalidLine
-from llm_log_exporter.ingest import Ingestor
-from llm_log_exporter.inputs import STDIN, Reader, Source
+from llm_log_exporter.history.sources import STDIN, Reader, Source
+from llm_log_exporter.parsers import parse_line
 
 log = logging.getLogger("llm_log_exporter")
 
@@ -53,9 +52,8 @@ def _first_ts(source: Source, parse: Callable, max_line_bytes: int) -> float:
         for line in lines:
             seen += 1
             try:
-                obj = orjson.loads(line)
-                events = parse(obj) if type(obj) is dict else []
-            except (orjson.JSONDecodeError, InvalidLine, RecursionError):
+                events = parse_line(parse, line)
+            except InvalidLine:
                 events = []
             for event in events:
                 if event.ts is not None:

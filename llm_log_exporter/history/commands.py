@@ -1,22 +1,23 @@
 """The ``replay`` and ``report`` commands: inputs, output file, progress and the closing summary
-around the engines in ``replay.py`` and ``report.py``."""
+around the engines in ``replay.py`` and ``report.py``. The CLI builds the counting (store, ingestor,
+collector) the way it builds the daemon's and hands it in."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
-from llm_log_exporter.daemon import Config, build_ingestor
-from llm_log_exporter.inputs import STDIN, Source, expand
-from llm_log_exporter.metrics import Store, UsageMetrics
-from llm_log_exporter.progress import Progress
-from llm_log_exporter.replay import ReplayOptions, ReplayResult, iso, replay
-from llm_log_exporter.report import Report, render
-from llm_log_exporter.timeline import Timeline
+from llm_log_exporter.aggregate.ingest import Ingestor
+from llm_log_exporter.aggregate.store import Store
+from llm_log_exporter.exposition.collector import FamilyCollector
+from llm_log_exporter.files import atomic_output
+from llm_log_exporter.history.progress import Progress
+from llm_log_exporter.history.replay import ReplayOptions, ReplayResult, iso, replay
+from llm_log_exporter.history.report import Report, render
+from llm_log_exporter.history.sources import STDIN, Source, expand
+from llm_log_exporter.history.timeline import Timeline
 
 
 def _total(sources: Sequence[Source]) -> int | None:
@@ -25,24 +26,13 @@ def _total(sources: Sequence[Source]) -> int | None:
 
 @contextlib.contextmanager
 def _output(path: str) -> Iterator[BinaryIO]:
-    """stdout, or a temporary file renamed over ``path`` only once complete (no half backfill)."""
+    """stdout, or a file that takes ``path``'s place only once complete (no half backfill)."""
     if path == STDIN:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".replay-", suffix=".om.tmp", dir=directory)
-    except OSError as err:
-        raise OSError(err.errno, err.strerror, path) from None
-    try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path) as out:
+        yield out
 
 
 def _say(message: str) -> None:
@@ -63,13 +53,14 @@ def _invalid_summary(store: Store) -> str | None:
 
 
 def run_replay(
-    inputs: Sequence[str], output: str, config: Config, options: ReplayOptions, quiet: bool = False
+    inputs: Sequence[str], output: str, store: Store, ingestor: Ingestor, collector: FamilyCollector,
+    max_line_bytes: int, options: ReplayOptions, quiet: bool = False,
 ) -> ReplayResult:
     sources = expand(inputs)
     progress = Progress(sys.stderr, _total(sources), enabled=False if quiet else None)
     try:
         with _output(output) as out:
-            result = replay(config, sources, out, options, progress)
+            result = replay(store, ingestor, collector, sources, out, options, max_line_bytes, progress)
     finally:
         progress.finish()
     for warning in result.warnings:
@@ -107,20 +98,18 @@ def _replay_summary(result: ReplayResult, output: str, options: ReplayOptions) -
 
 def run_report(
     inputs: Sequence[str],
+    ingestor: Ingestor,
     by: Sequence[str],
     period: str | None,
     fmt: str,
     start: float | None,
     end: float | None,
-    input_format: str = "auto",
     max_line_bytes: int = 1 << 20,
-    prices: str | None = None,
 ) -> str:
+    """The report of ``inputs``; ``ingestor`` parses and prices lines exactly as the daemon does."""
     report = Report(by, period, start, end)
     sources = expand(inputs)
-    store = Store(UsageMetrics())
-    # Costs are filled from the price table exactly as the daemon does.
-    ingestor = build_ingestor(Config(files=[], format=input_format, prices=prices), store)
+    store = ingestor.store
     timeline = Timeline(sources, ingestor, max_line_bytes=max_line_bytes)
     report.feed(timeline)
     invalid = _invalid_summary(store)

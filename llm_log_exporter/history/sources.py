@@ -1,5 +1,5 @@
 """Finished inputs for ``replay`` and ``report``: paths, directories, globs and ``-`` (stdin),
-gzip-compressed or not, read in line batches.
+gzip-compressed or not, read in line batches (split by the tailer's own ``LineSplitter``).
 
 The only place that opens history files, so a new container format (a JSON array, another
 compression) is added here once and both commands read it.
@@ -14,7 +14,13 @@ import sys
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO, Any, BinaryIO
+
+import orjson
+
+from llm_log_exporter.events import InvalidLine
+from llm_log_exporter.parsers import decode_object
+from llm_log_exporter.tailing.lines import LineSplitter
 
 STDIN = "-"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -108,11 +114,10 @@ class Reader:
             self.error = f"cannot open: {err.strerror or err}"
             return
         tell = raw.tell if raw.seekable() else None
-        lineno = 1
-        offset = 0  # of the first byte of ``tail`` in the decompressed stream
-        tail = b""
-        skipping = False
-        limit = self.max_line_bytes
+        splitter = LineSplitter(self.max_line_bytes)
+        batches: list[tuple[list[bytes], int, int]] = []
+        on_lines = lambda lines, lineno, offset: batches.append((lines, lineno, offset))  # noqa: E731
+        on_oversized = lambda lineno, offset: self.oversized.append((lineno, offset))  # noqa: E731
         try:
             while True:
                 try:
@@ -123,53 +128,76 @@ class Reader:
                 if not chunk:
                     break
                 self.consumed = tell() if tell else self.consumed + len(chunk)
-                data = tail + chunk if tail else chunk
-                lines = data.split(b"\n")
-                tail = lines.pop()
-                if skipping:
-                    if not lines:
-                        offset += len(tail)
-                        tail = b""
-                        continue
-                    offset += len(lines[0]) + 1
-                    lineno += 1
-                    del lines[0]
-                    skipping = False
-                if lines:
-                    if max(map(len, lines)) <= limit:
-                        yield lines, lineno, offset
-                    else:
-                        yield from self._split_long(lines, lineno, offset, limit)
-                    lineno += len(lines)
-                    offset += sum(map(len, lines)) + len(lines)
-                if len(tail) > limit:
-                    self.oversized.append((lineno, offset))
-                    offset += len(tail)
-                    tail = b""
-                    skipping = True
-            if tail and not skipping and self.error is None:
-                yield [tail], lineno, offset
+                splitter.feed(chunk, on_lines, on_oversized)
+                yield from batches
+                batches.clear()
+            if self.error is None:
+                splitter.finish(on_lines)
+                yield from batches
         finally:
             if stream is not raw:
                 stream.close()
             if raw is not sys.stdin.buffer:
                 raw.close()
 
-    def _split_long(
-        self, lines: list[bytes], lineno: int, offset: int, limit: int
-    ) -> Iterator[tuple[list[bytes], int, int]]:
-        """The runs of lines around over-long ones, each with its own exact line number and offset."""
-        run: list[bytes] = []
-        run_lineno, run_offset = lineno, offset
-        for index, line in enumerate(lines):
-            if len(line) > limit:
-                self.oversized.append((lineno + index, offset))
-                if run:
-                    yield run, run_lineno, run_offset
-                run = []
-                run_lineno, run_offset = lineno + index + 1, offset + len(line) + 1
-            else:
-                run.append(line)
-            offset += len(line) + 1
-        if run:
-            yield run, run_lineno, run_offset
+
+# --- whole JSON documents (LiteLLM's bucket loggers write one payload, or an array, per .json object)
+
+JSON_LINES_SUFFIXES = (".jsonl", ".ndjson", ".log")
+_JSON_ERRORS = (orjson.JSONDecodeError, RecursionError)
+
+
+def _open_document(path: str | os.PathLike[str]) -> tuple[IO[bytes], str]:
+    """The byte stream and the name that tells its format (``x.jsonl.gz`` → ``x.jsonl``)."""
+    name = os.fspath(path)
+    if name.endswith(".gz"):
+        return gzip.open(name, "rb"), name[:-3]
+    return open(name, "rb"), name
+
+
+def _decode(data: bytes) -> dict[str, Any] | InvalidLine:
+    try:
+        return decode_object(data)
+    except InvalidLine as err:
+        return err
+
+
+def _lines(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | InvalidLine]]:
+    for lineno, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        yield lineno, _decode(line)
+
+
+def _document(data: bytes) -> Iterator[tuple[int, dict[str, Any] | InvalidLine]]:
+    """A ``.json`` file: one object (position 1) or an array (positions 1..n, in order)."""
+    try:
+        doc = orjson.loads(data)
+    except _JSON_ERRORS:
+        # Not one document: JSON lines under a .json name (gcs/azure batch files do this).
+        for lineno, line in enumerate(data.splitlines(), 1):
+            if line.strip():
+                yield lineno, _decode(line)
+        return
+    if type(doc) is dict:
+        yield 1, doc
+    elif type(doc) is list:
+        for index, item in enumerate(doc, 1):
+            yield index, item if type(item) is dict else InvalidLine("not_object")
+    else:
+        yield 1, InvalidLine("not_object")
+
+
+def iter_objects(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any] | InvalidLine]]:
+    """(line number or array position, decoded object or ``InvalidLine``) for every entry of ``path``.
+
+    ``.json`` (optionally ``.json.gz``) is read as one document; everything else — ``.jsonl``,
+    ``.ndjson``, ``.log``, no suffix — as JSON lines, streamed so huge files need no memory.
+    Blank lines are not entries.
+    """
+    stream, name = _open_document(path)
+    with stream:
+        if name.endswith(".json"):
+            yield from _document(stream.read())
+        else:
+            yield from _lines(stream)

@@ -1,8 +1,8 @@
 """Lazy LiteLLM hook: the source that ``llm-log-exporter install-hook`` writes into another environment.
 
-Installed as ``llm_log_exporter_hook.py`` next to ``llm_log_exporter_hook.pth`` (and the callback as
-``llm_log_exporter_hook_callback.py``) in the target's site-packages, so any program there — aider
-in its pipx venv, unmodified — logs every LiteLLM call. At interpreter start-up the ``.pth`` imports
+Installed as the ``__init__`` of a package ``llm_log_exporter_hook`` (beside copies of ``writer`` and
+``schema``) with ``llm_log_exporter_hook.pth`` in the target's site-packages, so any program there —
+aider in its pipx venv, unmodified — logs every LiteLLM call. At interpreter start-up the ``.pth`` imports
 this module, which only puts a finder on ``sys.meta_path``: litellm is not imported early (aider
 defers that import on purpose; it takes seconds). When the program itself imports ``litellm``, the
 finder wraps that one module's ``exec_module`` and, right after litellm has loaded, appends a
@@ -16,7 +16,7 @@ This file is not imported by the exporter itself.
 import os
 import sys
 
-CALLBACK_MODULE = "llm_log_exporter_hook_callback"
+CALLBACK_MODULE = ".writer.callback"  # relative to the installed package
 PATH_ENV_VAR = "LLM_USAGE_LOG"
 TARGET = "litellm"
 
@@ -32,7 +32,7 @@ def register(litellm) -> bool:  # type: ignore[no-untyped-def]
             return False
         import importlib
 
-        callback = importlib.import_module(CALLBACK_MODULE)
+        callback = importlib.import_module(CALLBACK_MODULE, __name__)
         callbacks = getattr(litellm, "callbacks", None)
         if not isinstance(callbacks, list):
             return False

@@ -1,4 +1,4 @@
-"""Per-tenant budgets: spend in the current UTC period divided by the limit.
+"""Per-tenant budgets: spend in the current UTC period (``periods``) divided by the limit.
 
 Periods follow event time, so replay and live agree, and a tenant's ratio drops to 0 when the
 newest event seen belongs to a later period than its last spend.
@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+from llm_log_exporter.aggregate import codec
+from llm_log_exporter.aggregate.periods import PERIODS, period_start
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised only on 3.10
     import tomli as tomllib
-
-PERIODS = ("day", "week", "month")
-
 
 @dataclass(frozen=True)
 class Budget:
@@ -28,17 +27,6 @@ class Budget:
 
 class BudgetError(ValueError):
     pass
-
-
-def period_start(ts: float, period: str) -> float:
-    """Start (epoch seconds, UTC) of the day, ISO week (Monday) or month holding ``ts``."""
-    moment = datetime.fromtimestamp(ts, tz=timezone.utc)
-    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    if period == "day":
-        return day.timestamp()
-    if period == "week":
-        return (day - timedelta(days=day.weekday())).timestamp()
-    return day.replace(day=1).timestamp()
 
 
 def _budget(raw: Any, where: str) -> Budget:
@@ -104,6 +92,15 @@ class Budgets:
 
     def set_explicit(self, tenant: str, spent: float, limit: float) -> None:
         self.explicit[tenant] = (spent, limit)
+
+    def dump(self) -> dict[str, Any]:
+        return {"windows": self.windows, "explicit": self.explicit}
+
+    def load(self, data: Any) -> None:
+        self.windows = {codec.text(t): [float(codec.number(a)), float(codec.number(b))]
+                        for t, (a, b) in data["windows"].items()}
+        self.explicit = {codec.text(t): (float(codec.number(a)), float(codec.number(b)))
+                         for t, (a, b) in data["explicit"].items()}
 
     def ratios(self, now: float | None) -> dict[str, float]:
         out: dict[str, float] = dict.fromkeys(self.tenants, 0.0)

@@ -7,6 +7,9 @@ file gives exactly the states the live exporter showed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from llm_log_exporter.aggregate import codec
 
 CLOSED, HALF_OPEN, OPEN = 0, 1, 2
 
@@ -40,13 +43,19 @@ class Breakers:
         if self.derive and provider not in self.providers:
             self.providers[provider] = _Provider()
 
-    def restore(self, provider: str, explicit: bool, state: int, failures: int, opened_at: float) -> None:
-        """Put back a provider saved in a state file."""
-        if state not in (CLOSED, HALF_OPEN, OPEN):
-            raise ValueError(f"bad breaker state {state!r}")
-        self.providers[provider] = _Provider(explicit, state, failures, opened_at)
-        if state != CLOSED or failures:
-            self.troubled.add(provider)
+    def dump(self) -> dict[str, list]:
+        return {name: [p.explicit, p.state, p.failures, p.opened_at] for name, p in self.providers.items()}
+
+    def load(self, data: Any) -> None:
+        """Put back the providers of a state file (raises ``TypeError``/``ValueError`` on bad data)."""
+        for name, (explicit, state, failures, opened_at) in data.items():
+            state = codec.count(state)
+            if state not in (CLOSED, HALF_OPEN, OPEN):
+                raise ValueError(f"bad breaker state {state!r}")
+            entry = _Provider(explicit is True, state, codec.count(failures), float(codec.number(opened_at)))
+            self.providers[codec.text(name)] = entry
+            if state != CLOSED or entry.failures:
+                self.troubled.add(name)
 
     def _get(self, provider: str) -> _Provider:
         entry = self.providers.get(provider)
@@ -69,7 +78,7 @@ class Breakers:
             return  # the common case: a healthy provider stays healthy
         if entry.explicit:
             return
-        state = self._current(entry, ts)
+        state = entry.state = self._state(entry, ts)
         if ok:
             entry.state, entry.failures = CLOSED, 0
             self.troubled.discard(provider)
@@ -84,16 +93,17 @@ class Breakers:
         if state == CLOSED and entry.failures >= self.threshold:
             entry.state, entry.opened_at, entry.failures = OPEN, ts or 0.0, 0
 
-    def _current(self, entry: _Provider, now: float | None) -> int:
+    def _state(self, entry: _Provider, now: float | None) -> int:
+        """The state as of event time ``now``: an open derived breaker is half-open after the cooldown."""
         if (
             entry.state == OPEN
             and not entry.explicit
             and now is not None
             and now - entry.opened_at >= self.cooldown
         ):
-            entry.state = HALF_OPEN
+            return HALF_OPEN
         return entry.state
 
     def states(self, now: float | None) -> dict[str, int]:
-        """State of every provider seen, as of event time ``now``."""
-        return {name: self._current(entry, now) for name, entry in self.providers.items()}
+        """State of every provider seen, as of event time ``now`` (reading changes nothing)."""
+        return {name: self._state(entry, now) for name, entry in self.providers.items()}

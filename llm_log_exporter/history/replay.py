@@ -1,9 +1,9 @@
 """History → OpenMetrics backfill: the live aggregation, driven through event time.
 
-Events go through the daemon's own parsing and accounting (``Ingestor.decode``), the same
-``UsageMetrics`` (built by ``daemon.build_usage``) and the same ``UsageCollector``; at every
-``step`` of event time the collector's families are handed to the OpenMetrics writer, exactly as a
-scrape would see them. So a family added to the collector later is backfilled with no change here.
+Events go through the daemon's own parsing and accounting (``Ingestor.decode``), the same ``Usage``
+(``apply``) and the same family collector, all built by the CLI exactly as for the daemon; at every
+``step`` of event time the collector's usage families are handed to the OpenMetrics writer, exactly as a
+scrape would see them. So a family added to the table later is backfilled with no change here.
 
 Time rules: the sample at time T holds every event with ``ts < T``. Sample times are multiples of
 the step, except a last one clamped to ``end``. Events before ``start`` are counted (so values are
@@ -18,13 +18,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from llm_log_exporter.collector import SELF_PREFIX, UsageCollector
-from llm_log_exporter.daemon import Config, build_ingestor, build_usage
-from llm_log_exporter.events import Request
-from llm_log_exporter.inputs import Source
-from llm_log_exporter.metrics import Store
-from llm_log_exporter.openmetrics import DEFAULT_RUN_BYTES, OpenMetricsWriter, WriterStats
-from llm_log_exporter.timeline import Timeline, TimelineStats
+from llm_log_exporter.aggregate.ingest import Ingestor
+from llm_log_exporter.aggregate.store import Store
+from llm_log_exporter.exposition.collector import FamilyCollector, usage_families
+from llm_log_exporter.history.backfill import DEFAULT_RUN_BYTES, OpenMetricsWriter, WriterStats
+from llm_log_exporter.history.sources import Source
+from llm_log_exporter.history.timeline import Timeline, TimelineStats
 
 DEFAULT_LIVE_RANGE = 3 * 3600.0  # Prometheus' head block: data a running server already holds
 
@@ -59,100 +58,114 @@ class ReplayResult:
         return sum(sum(stats.lines.values()) for stats in self.store.files.values())
 
 
-def usage_families(collector: UsageCollector) -> list:
-    """What a scrape shows of usage: self-metrics describe the replaying process, not history."""
-    return [f for f in collector.collect() if not f.name.startswith(SELF_PREFIX + "_")]
+class _Sampler:
+    """Takes the snapshots of one replay: when event time crosses a step boundary, and at the end."""
+
+    def __init__(self, writer: OpenMetricsWriter, collector: FamilyCollector, step: int,
+                 first_emit: float | None) -> None:
+        self.writer = writer
+        self.collector = collector
+        self.step = step
+        self.first_emit = first_emit
+        self.next_b: float | None = None  # the next boundary a snapshot is due at
+        self.emitted: int | None = None  # time of the last sample written
+        self.dirty = False  # events applied since then
+        self.history = False  # events counted before the first sample (a --start cut): no 0 points first
+        self.late = 0  # events applied after a sample that should have held them
+
+    def _boundary(self, ts: float) -> int:
+        return (math.floor(ts / self.step) + 1) * self.step
+
+    def snapshot(self, at: int) -> None:
+        if not self.dirty and self.emitted is not None:
+            self.writer.repeat(at)
+        else:
+            # New counter / histogram series get a 0 point where they were last sampled as absent.
+            zero = self.emitted if self.emitted is not None else (None if self.history else at - self.step)
+            self.writer.add(usage_families(self.collector), at, zero)
+        self.emitted = at
+        self.dirty = False
+
+    def before(self, ts: float) -> None:
+        """An event at ``ts`` comes next: take the snapshots due before it."""
+        if self.next_b is None:
+            self.next_b = self._boundary(ts)
+            if self.first_emit is None:
+                self.first_emit = self.next_b
+        first_emit = self.first_emit
+        while self.next_b <= ts:
+            if self.next_b < first_emit:
+                self.next_b = min(first_emit, self._boundary(ts))
+                continue
+            self.snapshot(self.next_b)
+            self.next_b += self.step
+        if self.emitted is None:
+            if ts < first_emit - self.step:
+                self.history = True
+        elif ts < self.emitted:
+            self.late += 1
+
+    def finish(self, end: float | None) -> None:
+        """The snapshots after the last event: up to ``end``, or the one boundary that holds it."""
+        if self.next_b is None:
+            return
+        first_emit = self.first_emit
+        assert first_emit is not None
+        if end is not None:
+            while self.next_b <= end:
+                if self.next_b >= first_emit:
+                    self.snapshot(self.next_b)
+                self.next_b += self.step
+            if end >= first_emit and (self.emitted is None or (self.emitted < end and self.dirty)):
+                self.snapshot(math.floor(end))
+        elif self.next_b >= first_emit:
+            self.snapshot(self.next_b)
 
 
 def replay(
-    config: Config,
+    store: Store,
+    ingestor: Ingestor,
+    collector: FamilyCollector,
     sources: Sequence[Source],
     out: BinaryIO,
     options: ReplayOptions,
+    max_line_bytes: int = 1 << 20,
     progress: Callable[[int, int], None] | None = None,
     now: float | None = None,
 ) -> ReplayResult:
+    """Read ``sources`` in event-time order through ``ingestor`` into ``store`` and write the backfill."""
     began = time.perf_counter()
     now = time.time() if now is None else now
-    store = Store(build_usage(config))
     store.ready.set()
-    ingestor = build_ingestor(config, store)
-    collector = UsageCollector(store, config.namespace)
-    timeline = Timeline(sources, ingestor, options.max_reorder, config.max_line_bytes)
+    timeline = Timeline(sources, ingestor, options.max_reorder, max_line_bytes)
     writer = OpenMetricsWriter(out, options.labels, options.run_bytes, options.spool_dir)
     result = ReplayResult(timeline.stats, writer.stats, store)
-    usage = store.usage
     step = options.step
     end = min(options.end, now) if options.end is not None else (now if options.until_now else None)
     first_emit = math.ceil(options.start / step) * step if options.start is not None else None
-    emitted: int | None = None  # time of the last sample written
-    dirty = False  # events applied since then
-    history = False  # events counted before the first sample (a --start cut): no 0 points first
-
-    def boundary(ts: float) -> int:
-        return (math.floor(ts / step) + 1) * step
-
-    def snapshot(at: int) -> None:
-        nonlocal emitted, dirty
-        if not dirty and emitted is not None:
-            writer.repeat(at)
-        else:
-            # New counter / histogram series get a 0 point where they were last sampled as absent.
-            zero = emitted if emitted is not None else (None if history else at - step)
-            writer.add(usage_families(collector), at, zero)
-        emitted = at
-        dirty = False
-
-    apply_request = usage.request
-    apply = usage.apply
-    next_b: int | None = None
-    applied = late = after_end = 0
+    sampler = _Sampler(writer, collector, step, first_emit)
+    apply = store.usage.apply
+    applied = after_end = 0
     newest = -math.inf
     for chunk in timeline.chunks():
         for ts, _, event in chunk:
             if end is not None and ts >= end:
                 after_end += 1
                 continue
-            if next_b is None:
-                next_b = boundary(ts)
-                if first_emit is None:
-                    first_emit = next_b
-            while next_b <= ts:
-                if next_b < first_emit:
-                    next_b = min(first_emit, boundary(ts))
-                    continue
-                snapshot(next_b)
-                next_b += step
-            if emitted is None:
-                if ts < first_emit - step:
-                    history = True
-            elif ts < emitted:
-                late += 1
-            if type(event) is Request:
-                apply_request(event)
-            else:
-                apply((event,))
-            dirty = True
+            sampler.before(ts)
+            apply(event)
+            sampler.dirty = True
             if ts > newest:
                 newest = ts
         applied += len(chunk)
         if progress is not None:
             progress(timeline.consumed, applied - after_end)
     applied -= after_end
-    if next_b is not None:
-        if end is not None:
-            while next_b <= end:
-                if next_b >= first_emit:
-                    snapshot(next_b)
-                next_b += step
-            if end >= first_emit and (emitted is None or (emitted < end and dirty)):
-                snapshot(math.floor(end))
-        elif next_b >= first_emit:
-            snapshot(next_b)
+    sampler.finish(end)
     writer.close()
     if progress is not None:
         progress(timeline.consumed, applied)
-    result.applied, result.late, result.after_end = applied, late, after_end
+    result.applied, result.late, result.after_end = applied, sampler.late, after_end
     result.newest_ts = newest if applied else None
     result.seconds = time.perf_counter() - began
     _guard(result, options, now)

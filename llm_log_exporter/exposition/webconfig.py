@@ -180,20 +180,7 @@ def _resolve(base: str, name: Any, where: str) -> str:
     return path
 
 
-def _ssl_context(path: str, tls: dict[str, Any], files: list[str]) -> ssl.SSLContext:
-    """An ``SSLContext`` from ``tls_server_config`` (toolkit defaults: TLS 1.2 minimum, no client cert)."""
-    if tls.get("cert") or tls.get("key"):
-        raise WebConfigError("tls_server_config: inline cert/key are not supported; use cert_file and key_file")
-    if not tls.get("cert_file") or not tls.get("key_file"):
-        raise WebConfigError("tls_server_config: cert_file and key_file are both required")
-    cert = _resolve(path, tls["cert_file"], "tls_server_config.cert_file")
-    key = _resolve(path, tls["key_file"], "tls_server_config.key_file")
-    files += [cert, key]
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        ctx.load_cert_chain(cert, key)
-    except (ssl.SSLError, OSError) as err:
-        raise WebConfigError(f"tls_server_config: cannot load {cert} / {key}: {err}") from None
+def _tls_versions(ctx: ssl.SSLContext, tls: dict[str, Any]) -> None:
     versions = (("min_version", "TLS12", "minimum_version"), ("max_version", "TLS13", "maximum_version"))
     for name, default, attr in versions:
         version = tls.get(name) or default
@@ -205,6 +192,9 @@ def _ssl_context(path: str, tls: dict[str, Any], files: list[str]) -> ssl.SSLCon
             raise WebConfigError(f"tls_server_config.{name}: {version} not available here: {err}") from None
     if ctx.minimum_version > ctx.maximum_version:
         raise WebConfigError("tls_server_config: min_version is above max_version")
+
+
+def _client_auth(ctx: ssl.SSLContext, path: str, tls: dict[str, Any], files: list[str]) -> None:
     auth_type = tls.get("client_auth_type") or "NoClientCert"
     if auth_type in ("RequestClientCert", "RequireAnyClientCert"):
         raise WebConfigError(
@@ -225,6 +215,9 @@ def _ssl_context(path: str, tls: dict[str, Any], files: list[str]) -> ssl.SSLCon
             raise WebConfigError(f"tls_server_config.client_ca_file: cannot load {ca}: {err}") from None
     elif auth_type != "NoClientCert":
         raise WebConfigError(f"tls_server_config: client_auth_type {auth_type} needs client_ca_file")
+
+
+def _ciphers(ctx: ssl.SSLContext, tls: dict[str, Any]) -> None:
     suites = _strings(tls.get("cipher_suites"), "tls_server_config.cipher_suites")
     if suites:
         unknown = [s for s in suites if s not in _CIPHERS]
@@ -241,6 +234,25 @@ def _ssl_context(path: str, tls: dict[str, Any], files: list[str]) -> ssl.SSLCon
         log.info("web config: curve_preferences accepted but OpenSSL's default curve order is used")
     if tls.get("prefer_server_cipher_suites"):
         ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+
+
+def _ssl_context(path: str, tls: dict[str, Any], files: list[str]) -> ssl.SSLContext:
+    """An ``SSLContext`` from ``tls_server_config`` (toolkit defaults: TLS 1.2 minimum, no client cert)."""
+    if tls.get("cert") or tls.get("key"):
+        raise WebConfigError("tls_server_config: inline cert/key are not supported; use cert_file and key_file")
+    if not tls.get("cert_file") or not tls.get("key_file"):
+        raise WebConfigError("tls_server_config: cert_file and key_file are both required")
+    cert = _resolve(path, tls["cert_file"], "tls_server_config.cert_file")
+    key = _resolve(path, tls["key_file"], "tls_server_config.key_file")
+    files += [cert, key]
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as err:
+        raise WebConfigError(f"tls_server_config: cannot load {cert} / {key}: {err}") from None
+    _tls_versions(ctx, tls)
+    _client_auth(ctx, path, tls, files)
+    _ciphers(ctx, tls)
     ctx.options |= ssl.OP_NO_COMPRESSION
     return ctx
 

@@ -1,7 +1,7 @@
-"""Lines → events → metrics: the tailer's sink.
+"""Lines → events → the store: the tailer's sink, and the decoder replay and report read through.
 
-One lock acquisition per batch of lines; bad lines are counted by file and reason, logged at
-most once per second, and skipped without touching any usage metric.
+One lock acquisition per batch of lines; bad lines are counted by file and reason, logged at most once
+per second with file, line number and byte offset, and skipped without touching any usage metric.
 """
 
 from __future__ import annotations
@@ -9,15 +9,12 @@ from __future__ import annotations
 import logging
 import time
 
-import orjson
-
+from llm_log_exporter.aggregate.prices import PriceTable
+from llm_log_exporter.aggregate.store import FileStats, Store
 from llm_log_exporter.events import Event, InvalidLine, Request
-from llm_log_exporter.metrics import Store
-from llm_log_exporter.parsers import ParseFn
-from llm_log_exporter.prices import PriceTable
+from llm_log_exporter.parsers import ParseFn, parse_line
 
 log = logging.getLogger("llm_log_exporter")
-
 
 
 class RateLimitedLog:
@@ -28,16 +25,21 @@ class RateLimitedLog:
         self._next = 0.0
         self.suppressed = 0
 
-    def warning(self, msg: str, *args: object) -> None:
-        now = time.monotonic()
-        if now < self._next:
+    def allowed(self) -> bool:
+        """Whether a record would be written now; when not, it is counted as held back."""
+        if time.monotonic() < self._next:
             self.suppressed += 1
+            return False
+        return True
+
+    def warning(self, msg: str, *args: object) -> None:
+        if not self.allowed():
             return
         if self.suppressed:
             msg += " (%d similar messages suppressed)"
             args = (*args, self.suppressed)
             self.suppressed = 0
-        self._next = now + self.interval
+        self._next = time.monotonic() + self.interval
         log.warning(msg, *args)
 
 
@@ -63,20 +65,14 @@ class Ingestor:
     def on_lines(self, path: str, lines: list[bytes], first_lineno: int, first_offset: int) -> None:
         store = self.store
         with store.lock:
-            events = self.decode(path, lines, first_lineno, first_offset)
-            apply_request = store.usage.request
             apply = store.usage.apply
-            for event in events:
-                if type(event) is Request:
-                    apply_request(event)
-                else:
-                    apply((event,))
+            for event in self.decode(path, lines, first_lineno, first_offset):
+                apply(event)
 
     def decode(self, path: str, lines: list[bytes], first_lineno: int, first_offset: int) -> list[Event]:
         """Lines → events with the file's line accounting; apart from the daemon, replay uses this
         alone (it applies events later, in time order), so a per-event step added here (pricing,
         enrichment) serves both. The caller holds ``store.lock``."""
-        loads = orjson.loads
         parse = self.parse
         stats = self.store.file(path)
         out: list[Event] = []
@@ -87,21 +83,8 @@ class Ingestor:
                 skipped += 1
                 continue
             try:
-                obj = loads(line)
-                if type(obj) is not dict:
-                    raise InvalidLine("not_object")
-                events = parse(obj)
-            except orjson.JSONDecodeError:
-                self._reject(stats, path, lines, index, first_lineno, first_offset, InvalidLine("not_json"))
-                continue
+                events = parse_line(parse, line)
             except InvalidLine as err:
-                self._reject(stats, path, lines, index, first_lineno, first_offset, err)
-                continue
-            except RecursionError:  # nesting deeper than the interpreter allows a parser to look at
-                self._reject(stats, path, lines, index, first_lineno, first_offset, InvalidLine("too_deep"))
-                continue
-            except Exception as exc:  # a parser bug: count the line, keep the rest of the batch
-                err = InvalidLine("parser_error", f"{type(exc).__name__}: {exc}"[:200])
                 self._reject(stats, path, lines, index, first_lineno, first_offset, err)
                 continue
             if not events:
@@ -117,33 +100,21 @@ class Ingestor:
             ts = event.ts
             if ts is not None and (last_ts is None or ts > last_ts):
                 last_ts = ts
-        stats.lines["parsed"] += parsed
-        stats.lines["skipped"] += skipped
+        stats.lines_parsed += parsed
+        stats.lines_skipped += skipped
         stats.last_event_ts = last_ts
         return out
 
-    def _reject(
-        self,
-        stats,
-        path: str,
-        lines: list[bytes],
-        index: int,
-        first_lineno: int,
-        first_offset: int,
-        err: InvalidLine,
-    ) -> None:
+    def _reject(self, stats: FileStats, path: str, lines: list[bytes], index: int, first_lineno: int,
+                first_offset: int, err: InvalidLine) -> None:
         stats.reject(err.reason)
-        if self.rejects._next <= time.monotonic():
+        if self.rejects.allowed():  # the offset costs a sum over the batch: only for a line that is logged
             offset = first_offset + sum(len(line) + 1 for line in lines[:index])
-            self.rejects.warning(
-                "%s:%d (byte %d): invalid line skipped: %s", path, first_lineno + index, offset, err
-            )
-        else:
-            self.rejects.suppressed += 1
+            self.rejects.warning("%s:%d (byte %d): invalid line skipped: %s", path, first_lineno + index, offset, err)
 
     def on_read(self, path: str, nbytes: int) -> None:
         with self.store.lock:
-            self.store.file(path).bytes += nbytes
+            self.store.file(path).read_bytes += nbytes
 
     def on_oversized(self, path: str, lineno: int, offset: int) -> None:
         with self.store.lock:

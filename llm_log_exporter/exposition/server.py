@@ -20,16 +20,15 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder, generate_latest
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import CollectorRegistry
 
-from llm_log_exporter.exposition import render_text
-from llm_log_exporter.webconfig import WebConfig, WebConfigSource
+from llm_log_exporter.exposition.collector import Owner, Snapshot
+from llm_log_exporter.exposition.text import render_text
+from llm_log_exporter.exposition.webconfig import WebConfig, WebConfigSource
 
 log = logging.getLogger("llm_log_exporter")
 
@@ -357,32 +356,18 @@ class _Handler(BaseHTTPRequestHandler):
         """Access logs stay quiet: a scrape every few seconds is not news."""
 
 
-class WebCollector(Collector):
+def http_owner(server: MetricsServer) -> Owner:
     """Self-metrics of the HTTP endpoint and of the web config reloads."""
 
-    def __init__(self, server: MetricsServer) -> None:
-        self.server = server
-
-    def collect(self) -> Iterator[Metric]:
-        stats = self.server.stats
+    def snapshot() -> Snapshot:
+        stats = server.stats
         with stats.lock:
-            open_now, accepted, errors = stats.open, stats.accepted, dict(stats.errors)
-        p = "llm_exporter_http"
-        yield GaugeMetricFamily(f"{p}_connections", "HTTP connections being served now.", value=open_now)
-        yield CounterMetricFamily(f"{p}_connections_accepted", "HTTP connections accepted.", value=accepted)
-        failed = CounterMetricFamily(
-            f"{p}_connection_errors", "Connections or requests refused, by reason.", labels=["reason"]
-        )
-        for reason, count in errors.items():
-            failed.add_metric([reason], count)
-        yield failed
-        web = self.server.web
+            views: dict[str, object] = {"http_connections": stats.open, "http_accepted": stats.accepted,
+                                        "http_errors": dict(stats.errors)}
+        web = server.web
         if web is not None:
-            yield GaugeMetricFamily(
-                "llm_exporter_web_config_last_reload_successful",
-                "1 if the last load of --web.config.file succeeded.", value=1.0 if web.last_reload_ok else 0.0,
-            )
-            yield GaugeMetricFamily(
-                "llm_exporter_web_config_last_reload_success_timestamp_seconds",
-                "When --web.config.file was last loaded successfully.", value=web.last_success,
-            )
+            views["web_reload_ok"] = 1.0 if web.last_reload_ok else 0.0
+            views["web_reload_time"] = web.last_success
+        return Snapshot(views=views)
+
+    return snapshot

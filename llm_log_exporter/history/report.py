@@ -15,27 +15,14 @@ import json
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
+from llm_log_exporter.aggregate.periods import PERIODS, period_label
 from llm_log_exporter.events import Request
 
 DIMENSIONS = {"model": "model", "tenant": "tenant_id", "provider": "provider"}
-PERIODS = ("day", "week", "month")
 FORMATS = ("table", "csv", "json")
 TOTAL = "total"
 MAX_CELL = 40  # table cells longer than this are cut (CSV and JSON keep every character)
-
-
-def period_label(ts: float | None, period: str) -> str:
-    if ts is None:
-        return ""
-    moment = datetime.fromtimestamp(ts, tz=timezone.utc)
-    if period == "day":
-        return moment.strftime("%Y-%m-%d")
-    if period == "week":
-        year, week, _ = moment.isocalendar()
-        return f"{year}-W{week:02d}"
-    return moment.strftime("%Y-%m")
 
 
 def quantile(ordered: Sequence[float], q: float) -> float | None:

@@ -32,7 +32,8 @@ def format_value(value: float) -> str:
     return floatToGoString(value)
 
 
-def _escape_value(value: str) -> str:
+def escape_label_value(value: str) -> str:
+    """A label value as the text and OpenMetrics formats quote it."""
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
@@ -40,14 +41,12 @@ class _Escapes(dict):
     """Label value → escaped text, filled on first use: label values repeat across families."""
 
     def __missing__(self, key: str) -> str:
-        escaped = self[key] = _escape_value(key)
+        escaped = self[key] = escape_label_value(key)
         return escaped
 
 
 class _RowFamily(Metric):
     """Base of the row families: ``samples`` is computed on demand from ``rows``."""
-
-    _suffix = ""
 
     def __init__(self, name: str, documentation: str, typ: str, labels: Sequence[str]) -> None:
         Metric.__init__(self, name, documentation, typ)
@@ -82,27 +81,38 @@ class _RowFamily(Metric):
 class CounterRows(_RowFamily):
     """Drop-in for ``CounterMetricFamily(name, doc, labels=...)`` + ``add_metric(labels, value)``."""
 
-    def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
-        super().__init__(name.removesuffix("_total"), documentation, "counter", labels)
+    _suffix = "_total"
+
+    def __init__(self, name: str, documentation: str, labels: Sequence[str], typ: str = "counter") -> None:
+        super().__init__(name.removesuffix(self._suffix) if self._suffix else name, documentation, typ, labels)
 
     def add_metric(self, labels: Sequence[str], value: float) -> None:
         self.rows.append((labels, value))
 
     def _samples(self) -> Iterable[Sample]:
-        name, names = self.name + "_total", self._labelnames
+        name, names = self.name + self._suffix, self._labelnames
         for labels, value in self.rows:
             yield Sample(name, dict(zip(names, labels, strict=True)), value, None, None)
 
     def render(self, out: list[str], escapes: _Escapes) -> None:
-        out.append(self._head(self.name + "_total"))
+        out.append(self._head(self.name + self._suffix))
         names, order = self._order()
-        name = escape_metric_name(self.name + "_total")
-        if not names:  # an unlabelled counter
+        name = escape_metric_name(self.name + self._suffix)
+        if not names:  # an unlabelled family
             out.extend(f"{name} {format_value(value)}\n" for _, value in self.rows)
             return
         for labels, value in self.rows:
             labelstr = ",".join([f'{n}="{escapes[labels[i]]}"' for n, i in zip(names, order, strict=True)])
             out.append(f"{name}{{{labelstr}}} {format_value(value)}\n")
+
+
+class GaugeRows(CounterRows):
+    """Drop-in for ``GaugeMetricFamily(name, doc, labels=...)`` + ``add_metric(labels, value)``."""
+
+    _suffix = ""
+
+    def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
+        super().__init__(name, documentation, labels, "gauge")
 
 
 class HistogramRows(_RowFamily):
@@ -147,7 +157,7 @@ class HistogramRows(_RowFamily):
             for le, count in buckets:
                 le_label = le_text.get(le)
                 if le_label is None:
-                    le_label = le_text[le] = f'{le_key}="{_escape_value(le)}"'
+                    le_label = le_text[le] = f'{le_key}="{escape_label_value(le)}"'
                 out.append(f"{bucket_name}{{{head}{le_label}{tail}}} {format_value(count)}\n")
             if float(buckets[0][0]) >= 0 and sum_value is not None:
                 labelstr = ",".join([f'{n}="{escapes[labels[i]]}"' for n, i in zip(names, order, strict=True)])

@@ -21,13 +21,11 @@ from typing import BinaryIO
 
 from prometheus_client.core import Metric
 
+from llm_log_exporter.exposition.text import escape_label_value
+
 DEFAULT_RUN_BYTES = 256 << 20
 _GROUPED_LABELS = frozenset({"le", "quantile"})  # vary within one point of a histogram / summary
 _ZERO_TYPES = frozenset({"counter", "histogram"})
-
-
-def escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 def number(value: float) -> str:
@@ -86,7 +84,7 @@ class OpenMetricsWriter:
         spool_dir: str | None = None,
     ) -> None:
         self.out = out
-        self.const = "".join(f',{k}="{escape(v)}"' for k, v in (const_labels or {}).items())
+        self.const = "".join(f',{k}="{escape_label_value(v)}"' for k, v in (const_labels or {}).items())
         self.run_bytes = run_bytes
         self.spool_dir = spool_dir
         self.stats = WriterStats()
@@ -251,13 +249,13 @@ class OpenMetricsWriter:
         if family.unit:
             head += f"# UNIT {family.name} {family.unit}\n"
         if family.documentation:
-            head += f"# HELP {family.name} {escape(family.documentation)}\n"
+            head += f"# HELP {family.name} {escape_label_value(family.documentation)}\n"
         self._headers.append(head.encode())
         self._family_types.append(family.type)
         return index
 
     def _prefix(self, name: str, items: tuple) -> str:
-        labels = ",".join(f'{k}="{escape(v)}"' for k, v in items) + self.const
+        labels = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in items) + self.const
         if labels.startswith(","):
             labels = labels[1:]
         prefix = f"{name}{{{labels}}} " if labels else f"{name} "

@@ -1,0 +1,291 @@
+"""Usage state: records keyed by (tenant_id, provider, model), tables of gateway counts, event-time rules.
+
+Per-event ``labels(...).inc()`` on prometheus-client costs 1-2 µs per call; one dict lookup per event and
+list-slot adds keep ingestion near the JSON parse limit. The record layout and the tables come from the
+family table (``families``), so a family added there gets its slot here and in the state file by itself.
+``apply`` is the one way an event changes the state, for the daemon and for replay alike.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Sequence
+from typing import Any
+
+from llm_log_exporter.aggregate import codec
+from llm_log_exporter.aggregate.breaker import Breakers
+from llm_log_exporter.aggregate.budgets import Budgets
+from llm_log_exporter.aggregate.families import record_histograms, record_slots, tables
+from llm_log_exporter.aggregate.labels import MAX_LABEL_LENGTH, OTHER, LabelGuard
+from llm_log_exporter.aggregate.streams import Streams
+from llm_log_exporter.events import (
+    BreakerState,
+    BudgetUsage,
+    CacheLookup,
+    Event,
+    RateLimited,
+    Request,
+    StreamStart,
+)
+
+DEFAULT_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+DEFAULT_TTFT_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+MAX_LABEL_SETS = 10_000
+
+# Record layout: the scalar slots, then each histogram's sum and count, then each histogram's bucket counts,
+# then the record's own key. Names come from the family table; the constants below are the hot path's.
+SLOTS: tuple[str, ...] = record_slots("usage")
+HISTOGRAMS: tuple[str, ...] = tuple(h.name for h in record_histograms("usage"))
+LAYOUT: tuple[str, ...] = (
+    *SLOTS,
+    *(f"{h}_{part}" for h in HISTOGRAMS for part in ("sum", "count")),
+    *(f"{h}_buckets" for h in HISTOGRAMS),
+    "key",
+)
+INDEX = {name: i for i, name in enumerate(LAYOUT)}
+SCALARS = INDEX[f"{HISTOGRAMS[0]}_buckets"]  # slots before the bucket lists: plain numbers
+REQ_SUCCESS, REQ_FAILURE = INDEX["requests_success"], INDEX["requests_failure"]
+TOK_IN, TOK_OUT = INDEX["tokens_input"], INDEX["tokens_output"]
+TOK_CACHED, TOK_CACHE_WRITE, TOK_REASONING = INDEX["cached_tokens"], INDEX["cache_write_tokens"], \
+    INDEX["reasoning_tokens"]
+COST = INDEX["cost_usd"]
+DUR_SUM, DUR_COUNT, DUR_BUCKETS = INDEX["duration_sum"], INDEX["duration_count"], INDEX["duration_buckets"]
+TTFT_SUM, TTFT_COUNT, TTFT_BUCKETS = INDEX["ttft_sum"], INDEX["ttft_count"], INDEX["ttft_buckets"]
+KEY = INDEX["key"]
+
+LabelKey = tuple[str, str, str]  # tenant_id, provider, model
+TABLES = tables()
+_HISTOGRAMS = record_histograms("usage")
+
+
+class Usage:
+    """Usage aggregates fed by events; not thread-safe by itself (the store's lock guards it)."""
+
+    def __init__(
+        self,
+        buckets: Sequence[float] = DEFAULT_BUCKETS,
+        ttft_buckets: Sequence[float] = DEFAULT_TTFT_BUCKETS,
+        max_tenants: int = 1000,
+        max_models: int = 500,
+        max_providers: int = 100,
+        breakers: Breakers | None = None,
+        budgets: Budgets | None = None,
+        stream_timeout: float = 600.0,
+        max_streams: int = 10_000,
+        max_label_length: int = MAX_LABEL_LENGTH,
+        max_label_sets: int = MAX_LABEL_SETS,
+    ) -> None:
+        self.bounds = {
+            "buckets": tuple(sorted(float(b) for b in buckets)),
+            "ttft_buckets": tuple(sorted(float(b) for b in ttft_buckets)),
+        }
+        self.buckets = self.bounds["buckets"]
+        self.ttft_buckets = self.bounds["ttft_buckets"]
+        self.guards = {
+            "tenant_id": LabelGuard("tenant_id", max_tenants, max_label_length),
+            "provider": LabelGuard("provider", max_providers, max_label_length),
+            "model": LabelGuard("model", max_models, max_label_length),
+        }
+        self.records: dict[LabelKey, list] = {}
+        # The per-label limits multiply (1000 x 100 x 500 by default), so the combinations are capped too.
+        self.max_label_sets = max_label_sets
+        self.label_set_overflow = 0
+        self._keys: dict[LabelKey, list] = {}  # raw labels → record (skips sanitizing on the hot path)
+        # Bounded, and only short raw values are cached: the cache must not pin hostile megabyte labels.
+        self._key_cache_limit = max(1024, 2 * max_label_sets)
+        self._cacheable_length = 3 * max_label_length
+        # Label-set counts of the gateway view, keyed by admitted label values (see the family table).
+        self.tables: dict[str, dict[tuple[str, ...], list[int]]] = {name: {} for name in TABLES}
+        self.breakers = breakers or Breakers()
+        self.budgets = budgets or Budgets()
+        self._budgets_active = self.budgets.active  # fixed by the config: checked once, not per event
+        self.streams = Streams(stream_timeout, max_streams)
+        self.clock: float | None = None  # newest event time seen: the clock of every time rule
+        self._kinds = {
+            Request: self.request,
+            StreamStart: self.stream_start,
+            RateLimited: self.rate_limited,
+            BreakerState: self.breaker_state,
+            BudgetUsage: self.budget,
+            CacheLookup: self.cache_lookup,
+        }
+
+    # ----------------------------------------------------------------- events
+
+    def apply(self, event: Event) -> None:
+        """The one way an event changes the state (the daemon's ingestion and replay both call it)."""
+        if type(event) is Request:
+            self.request(event)
+        else:
+            self._kinds[type(event)](event)
+
+    def _tick(self, ts: float | None) -> None:
+        if ts is not None and (self.clock is None or ts > self.clock):
+            self.clock = ts
+            self.streams.clock_moved(ts)
+
+    def _record(self, raw: LabelKey) -> list:
+        guards = self.guards
+        key = (
+            guards["tenant_id"].admit(raw[0]),
+            guards["provider"].admit(raw[1]),
+            guards["model"].admit(raw[2]),
+        )
+        record = self.records.get(key)
+        if record is None and len(self.records) >= self.max_label_sets:
+            self.label_set_overflow += 1
+            key = (OTHER, OTHER, OTHER)
+            record = self.records.get(key)
+        if record is None:
+            record = [0.0] * SCALARS + [[0] * (len(self.bounds[h.bounds]) + 1) for h in _HISTOGRAMS]
+            record.append(key)
+            self.records[key] = record
+            self.breakers.register(key[1])
+        if len(raw[0]) + len(raw[1]) + len(raw[2]) <= self._cacheable_length:
+            if len(self._keys) >= self._key_cache_limit:
+                self._keys.clear()
+            self._keys[raw] = record
+        return record
+
+    def _bump(self, table: str, key: tuple[str, ...], slot: int = 0) -> None:
+        rows = self.tables[table]
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = [0] * len(TABLES[table])
+        row[slot] += 1
+
+    def unknown_cost(self, model: str) -> None:
+        """An event with tokens but no cost, and no price for its model."""
+        self._bump("cost_unknown", (self.guards["model"].admit(model),))
+
+    def request(self, ev: Request) -> None:
+        (ts, call_id, _model, _provider, _tenant, status, error_type, duration, ttft, _stream,
+         prompt, completion, cached, cache_write, reasoning, cost, cache_hit, _price_tier) = ev
+        if ts is not None and (self.clock is None or ts > self.clock):
+            self.clock = ts
+            if ts - self.streams.timeout >= self.streams.next_due:
+                self.streams.clock_moved(ts)
+        raw = (_tenant, _provider, _model)
+        rec = self._keys.get(raw) or self._record(raw)
+        key = rec[KEY]
+        if status == "success":
+            rec[REQ_SUCCESS] += 1
+            if key[1] in self.breakers.troubled:
+                self.breakers.outcome(key[1], True, None, ts)
+        else:
+            rec[REQ_FAILURE] += 1
+            self._failure(key, error_type or "other", ts)
+        if cache_hit is not None:
+            self._bump("cache", (key[0],), 0 if cache_hit else 1)
+        if self.streams.starts:
+            self.streams.end(call_id)
+        rec[TOK_IN] += prompt
+        rec[TOK_OUT] += completion
+        if cached:
+            rec[TOK_CACHED] += cached
+        if cache_write:
+            rec[TOK_CACHE_WRITE] += cache_write
+        if reasoning:
+            rec[TOK_REASONING] += reasoning
+        if cost is not None:
+            rec[COST] += cost
+            if self._budgets_active:
+                self.budgets.spend(key[0], cost, ts)
+        if duration is not None:
+            rec[DUR_SUM] += duration
+            rec[DUR_COUNT] += 1
+            rec[DUR_BUCKETS][bisect_left(self.buckets, duration)] += 1
+        if ttft is not None:
+            rec[TTFT_SUM] += ttft
+            rec[TTFT_COUNT] += 1
+            rec[TTFT_BUCKETS][bisect_left(self.ttft_buckets, ttft)] += 1
+
+    def _failure(self, key: LabelKey, error_type: str, ts: float | None) -> None:
+        tenant, provider, _ = key
+        self._bump("provider_errors", (provider, error_type))
+        if error_type == "rate_limit":  # a provider 429 is a rate-limit hit for the tenant too
+            self._bump("rate_limits", (tenant,))
+        self.breakers.outcome(provider, False, error_type, ts)
+
+    def stream_start(self, ev: StreamStart) -> None:
+        self._tick(ev.ts)
+        self.streams.start(ev.call_id, ev.ts if ev.ts is not None else self.clock)
+
+    def rate_limited(self, ev: RateLimited) -> None:
+        self._tick(ev.ts)
+        self._bump("rate_limits", (self.guards["tenant_id"].admit(ev.tenant_id),))
+
+    def breaker_state(self, ev: BreakerState) -> None:
+        self._tick(ev.ts)
+        self.breakers.explicit(self.guards["provider"].admit(ev.provider), ev.state)
+
+    def budget(self, ev: BudgetUsage) -> None:
+        self._tick(ev.ts)
+        self.budgets.set_explicit(self.guards["tenant_id"].admit(ev.tenant_id), ev.spent_usd, ev.limit_usd)
+
+    def cache_lookup(self, ev: CacheLookup) -> None:
+        self._tick(ev.ts)
+        self._bump("cache", (self.guards["tenant_id"].admit(ev.tenant_id),), 0 if ev.hit else 1)
+
+    # ----------------------------------------------------------------- reading (under the store's lock)
+
+    def copy_records(self) -> list[tuple[LabelKey, list]]:
+        """Each record's key and values (bucket lists copied): what a scrape renders after the lock is gone."""
+        return [(key, [*rec[:SCALARS], *(list(b) for b in rec[SCALARS:KEY])]) for key, rec in self.records.items()]
+
+    def views(self) -> dict[str, Any]:
+        """The values computed at scrape time, as of the event clock; reading changes nothing."""
+        overflow = {name: guard.overflow for name, guard in self.guards.items()}
+        overflow["label_set"] = self.label_set_overflow
+        return {
+            "breakers": self.breakers.states(self.clock),
+            "active_streams": len(self.streams.starts),
+            "budgets": self.budgets.ratios(self.clock),
+            "expired_streams": self.streams.expired,
+            "label_overflow": overflow,
+        }
+
+    # ----------------------------------------------------------------- the state file
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "layout": list(LAYOUT[:KEY]),
+            "records": [[*key, rec[:SCALARS], *rec[SCALARS:KEY]] for key, rec in self.records.items()],
+            "label_set_overflow": self.label_set_overflow,
+            "guards": {name: guard.dump() for name, guard in self.guards.items()},
+            "tables": {name: [[*key, *row] for key, row in rows.items()] for name, rows in self.tables.items()},
+            "clock": self.clock,
+            "breakers": self.breakers.dump(),
+            "budgets": self.budgets.dump(),
+            "streams": self.streams.dump(),
+        }
+
+    def load(self, data: Any) -> None:
+        """Restore a dump; raises ``TypeError``/``ValueError``/``KeyError`` on anything that does not fit."""
+        if data["layout"] != list(LAYOUT[:KEY]):
+            raise ValueError(f"records hold {data['layout']}, this version counts {list(LAYOUT[:KEY])}")
+        widths = [len(self.bounds[h.bounds]) + 1 for h in _HISTOGRAMS]
+        for tenant, provider, model, scalars, *buckets in data["records"]:
+            key = (codec.text(tenant), codec.text(provider), codec.text(model))
+            if len(scalars) != SCALARS or [len(b) for b in buckets] != widths:
+                raise ValueError(f"record {key} has the wrong shape")
+            self.records[key] = [*(float(codec.number(v)) for v in scalars),
+                                 *([codec.count(v) for v in b] for b in buckets), key]
+            self.breakers.register(key[1])
+        self.label_set_overflow = codec.count(data["label_set_overflow"])
+        if set(data["guards"]) != set(self.guards):
+            raise ValueError("label guards differ")
+        for name, saved in data["guards"].items():
+            self.guards[name].load(saved)
+        if set(data["tables"]) != set(TABLES):
+            raise ValueError(f"tables {sorted(data['tables'])}, this version keeps {sorted(TABLES)}")
+        for name, rows in data["tables"].items():
+            width = len(TABLES[name])
+            table = self.tables[name]
+            for row in rows:
+                key, values = tuple(codec.text(v) for v in row[:-width]), row[-width:]
+                table[key] = [codec.count(v) for v in values]
+        self.clock = codec.optional(data["clock"])
+        self.breakers.load(data["breakers"])
+        self.budgets.load(data["budgets"])
+        self.streams.load(data["streams"])

@@ -1,0 +1,184 @@
+"""Scrape-time view of the state: one collector that builds every family from the family table.
+
+Each owner of values (the store's usage and file records, the tailer, the state file, the HTTP server)
+hands over a ``Snapshot``, copied under its own lock (short); the families are built outside it, so a
+scrape never holds up ingestion for longer than the copy. What a family shows and how follows from its
+row in ``aggregate.families`` alone; nothing here names a family.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from llm_log_exporter import __version__
+from llm_log_exporter.aggregate.checkpoint import LOAD_RESULTS, Checkpointer
+from llm_log_exporter.aggregate.families import FAMILIES, Family, Histogram, Keyed, Slots, Table, View
+from llm_log_exporter.aggregate.store import FILE_SLOTS, Store
+from llm_log_exporter.aggregate.usage import INDEX, TABLES
+from llm_log_exporter.exposition.text import CounterRows, GaugeRows, HistogramRows
+from llm_log_exporter.tailer import Tailer
+
+Rows = list[tuple[tuple[str, ...], Any]]
+_INDEX = {"usage": INDEX, "files": {slot: i for i, slot in enumerate(FILE_SLOTS)}}
+
+
+@dataclass
+class Snapshot:
+    """Copies of one owner's values: records by collection, tables, computed views, histogram bounds."""
+
+    records: dict[str, list[tuple[tuple[str, ...], list]]] = field(default_factory=dict)
+    tables: dict[str, dict[tuple[str, ...], list]] = field(default_factory=dict)
+    views: dict[str, Any] = field(default_factory=dict)  # None: the family is not shown at all
+    bounds: dict[str, tuple[float, ...]] = field(default_factory=dict)
+
+
+Owner = Callable[[], "Snapshot | None"]  # None: the owner shows nothing now (usage before the first read)
+
+
+def _les(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    """Bucket bounds as ``le`` texts, once per scrape rather than once per series."""
+    return tuple(floatToGoString(bound) for bound in (*bounds, float("inf")))
+
+
+def _cumulative(les: tuple[str, ...], counts: list[int]) -> list[tuple[str, float]]:
+    out = []
+    total = 0
+    for le, count in zip(les, counts, strict=True):
+        total += count
+        out.append((le, total))
+    return out
+
+
+def _view_rows(value: Any) -> Rows:
+    """A view's value as rows: a number (no labels), or a mapping of label value(s) to numbers."""
+    if isinstance(value, dict):
+        return [(key if isinstance(key, tuple) else (key,), v) for key, v in value.items()]
+    return [((), value)]
+
+
+def build(family: Family, exposed: str, snap: Snapshot) -> Metric | None:
+    """The family's metric from one owner's snapshot; None when the owner does not show it now."""
+    read = family.read
+    if family.type == "histogram":
+        assert isinstance(read, Histogram)
+        metric: Any = HistogramRows(exposed, family.help, family.labels)
+        index = _INDEX[read.collection]
+        at_sum, at_count, at_buckets = (index[f"{read.name}_{part}"] for part in ("sum", "count", "buckets"))
+        les = _les(snap.bounds[read.bounds])
+        for key, values in snap.records[read.collection]:
+            if values[at_count]:
+                metric.add_metric(key, _cumulative(les, values[at_buckets]), values[at_sum])
+        return metric
+    metric = (CounterRows if family.type == "counter" else GaugeRows)(exposed, family.help, family.labels)
+    add = metric.add_metric
+    if isinstance(read, Slots):
+        index = _INDEX[read.collection]
+        slots = [(extra, index[slot]) for extra, slot in read.slots]
+        for key, values in snap.records[read.collection]:
+            for extra, at in slots:
+                value = values[at]
+                if value is not None:
+                    add((*key, extra) if extra else key, value)
+    elif isinstance(read, Keyed):
+        at = _INDEX[read.collection][read.slot]
+        for key, values in snap.records[read.collection]:
+            for extra, value in values[at].items():
+                add((*key, extra), value)
+    elif isinstance(read, Table):
+        at = TABLES[read.table].index(read.slot)
+        for key, row in snap.tables[read.table].items():
+            add(key, row[at])
+    elif isinstance(read, View):
+        value = snap.views.get(read.name)
+        if value is None:
+            return None
+        for key, v in _view_rows(value):
+            add(key, v)
+    return metric
+
+
+class FamilyCollector(Collector):
+    """Yields the families of the given owners, in table order; ``describe`` lets the registry check names."""
+
+    def __init__(self, owners: dict[str, Owner], namespace: str = "llm") -> None:
+        self.owners = owners
+        self.namespace = namespace
+        self.families = [family for family in FAMILIES if family.owner in owners]
+
+    def describe(self) -> Iterator[Metric]:
+        for family in self.families:
+            yield Metric(family.exposed(self.namespace), family.help, family.type)
+
+    def collect(self) -> Iterator[Metric]:
+        snapshots = {name: owner() for name, owner in self.owners.items()}
+        for family in self.families:
+            snap = snapshots[family.owner]
+            if snap is not None:
+                metric = build(family, family.exposed(self.namespace), snap)
+                if metric is not None:
+                    yield metric
+
+
+# ----------------------------------------------------------------- the owners' snapshots
+
+
+def store_owners(store: Store) -> dict[str, Owner]:
+    """The store's three owners: per-file records, the ready flag and build info, and usage (once ready)."""
+
+    def files() -> Snapshot:
+        with store.lock:
+            return Snapshot(records={"files": [((path,), st.values()) for path, st in store.files.items()]})
+
+    def status() -> Snapshot:
+        return Snapshot(views={"ready": 1.0 if store.ready.is_set() else 0.0,
+                               "build_info": {(__version__, platform.python_version()): 1.0}})
+
+    def usage() -> Snapshot | None:
+        if not store.ready.is_set():
+            return None
+        u = store.usage
+        with store.lock:
+            return Snapshot(records={"usage": u.copy_records()},
+                            tables={name: {key: list(row) for key, row in rows.items()} for name, rows in
+                                    u.tables.items()},
+                            views=u.views(), bounds=dict(u.bounds))
+
+    return {"files": files, "store": status, "usage": usage}
+
+
+def tailer_owner(tailer: Tailer) -> Owner:
+    def snapshot() -> Snapshot:
+        lag = tailer.lag_bytes()
+        return Snapshot(views={"lag_bytes": dict(sorted(lag.items())), "watched_files": len(lag)})
+
+    return snapshot
+
+
+def checkpoint_owner(checkpointer: Checkpointer) -> Owner:
+    def snapshot() -> Snapshot:
+        return Snapshot(views={
+            "state_saves": dict(checkpointer.writes),
+            "state_load_info": {result: 1.0 if checkpointer.load_result == result else 0.0 for result in LOAD_RESULTS},
+            "state_last_save": checkpointer.last_write,
+        })
+
+    return snapshot
+
+
+def usage_families(collector: FamilyCollector) -> Iterable[Metric]:
+    """What a scrape shows of usage alone (no self-metrics): the backfill of ``replay``."""
+    snap = collector.owners["usage"]()
+    if snap is None:
+        return
+    for family in collector.families:
+        if family.owner == "usage" and family.prefix != "llm_exporter":
+            metric = build(family, family.exposed(collector.namespace), snap)
+            if metric is not None:
+                yield metric

@@ -1,0 +1,51 @@
+"""The wire format, declared once: what the writer puts on a line and what the parsers accept (schema v1).
+
+Standard library only, and it imports nothing from the rest of the package: ``install-hook`` copies this
+package beside the writer into other environments (aider's venv). docs/events.md is the prose form and
+``event-v1.schema.json`` the machine-readable one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+STATUSES = ("success", "failure")
+
+# Failure classes shared by the writer and every parser; any other name a gateway writes counts as "other",
+# so a provider's own error strings can never add series.
+ERROR_TYPES = (
+    "rate_limit",
+    "timeout",
+    "auth",
+    "bad_request",
+    "context_window",
+    "content_filter",
+    "not_found",
+    "server_error",
+    "connection",
+    "budget_exceeded",
+    "other",
+)
+
+# Circuit-breaker states as gauge values; the names a ``circuit_breaker`` line may use.
+BREAKER_STATES = {"closed": 0, "half_open": 1, "half-open": 1, "open": 2}
+
+# Bounds of a valid line: beyond them a value is a bug or an attack, never a measurement.
+MAX_TOKENS = 1 << 53  # float counters stop being exact above this
+MAX_COST_USD = 1e9
+MAX_DURATION_S = 1e7
+MAX_EPOCH = 1e11  # year 5138: a larger "epoch seconds" value is a unit mistake (milliseconds)
+
+TENANT_TAG = "tenant:"
+
+
+def tenant_from_tags(tags: Any) -> str | None:
+    """The tenant of a ``tenant:<id>`` request tag (LiteLLM ``metadata={"tags": [...]}``), first one wins."""
+    if not isinstance(tags, (list, tuple)):
+        return None
+    for tag in tags:
+        if isinstance(tag, str) and tag.startswith(TENANT_TAG) and len(tag) > len(TENANT_TAG):
+            return tag[len(TENANT_TAG):]
+    return None
