@@ -178,7 +178,7 @@ def _plain(value: Any) -> Any:
 
 def usage_state(store: Store) -> dict[str, Any]:
     """Every aggregate of the usage state (records, label guards, anything added later), not caches."""
-    return {k: _plain(v) for k, v in vars(store.usage).items() if k not in ("_keys", "_kinds")}
+    return {k: _plain(v) for k, v in vars(store.usage).items() if k not in ("_keys", "handlers")}
 
 
 def _hostile_text(obj: dict[str, Any], trick: str) -> bytes:

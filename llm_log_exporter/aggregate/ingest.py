@@ -65,9 +65,9 @@ class Ingestor:
     def on_lines(self, path: str, lines: list[bytes], first_lineno: int, first_offset: int) -> None:
         store = self.store
         with store.lock:
-            apply = store.usage.apply
+            handlers = store.usage.handlers
             for event in self.decode(path, lines, first_lineno, first_offset):
-                apply(event)
+                handlers[type(event)](event)
 
     def decode(self, path: str, lines: list[bytes], first_lineno: int, first_offset: int) -> list[Event]:
         """Lines → events with the file's line accounting; apart from the daemon, replay uses this

@@ -101,7 +101,9 @@ class Usage:
         self._budgets_active = self.budgets.active  # fixed by the config: checked once, not per event
         self.streams = Streams(stream_timeout, max_streams)
         self.clock: float | None = None  # newest event time seen: the clock of every time rule
-        self._kinds = {
+        # How each kind of event changes the state: ``apply`` below, or a reader's own loop over
+        # ``handlers[type(event)](event)`` (one lookup and one call per event on the hot path).
+        self.handlers = {
             Request: self.request,
             StreamStart: self.stream_start,
             RateLimited: self.rate_limited,
@@ -113,11 +115,8 @@ class Usage:
     # ----------------------------------------------------------------- events
 
     def apply(self, event: Event) -> None:
-        """The one way an event changes the state (the daemon's ingestion and replay both call it)."""
-        if type(event) is Request:
-            self.request(event)
-        else:
-            self._kinds[type(event)](event)
+        """The one way an event changes the state (the daemon's ingestion and replay go through ``handlers``)."""
+        self.handlers[type(event)](event)
 
     def _tick(self, ts: float | None) -> None:
         if ts is not None and (self.clock is None or ts > self.clock):
@@ -163,8 +162,9 @@ class Usage:
          prompt, completion, cached, cache_write, reasoning, cost, cache_hit, _price_tier) = ev
         if ts is not None and (self.clock is None or ts > self.clock):
             self.clock = ts
-            if ts - self.streams.timeout >= self.streams.next_due:
-                self.streams.clock_moved(ts)
+            streams = self.streams
+            if streams.starts and ts - streams.timeout >= streams.next_due:
+                streams.clock_moved(ts)
         raw = (_tenant, _provider, _model)
         rec = self._keys.get(raw) or self._record(raw)
         key = rec[KEY]

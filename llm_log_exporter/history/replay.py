@@ -144,7 +144,7 @@ def replay(
     end = min(options.end, now) if options.end is not None else (now if options.until_now else None)
     first_emit = math.ceil(options.start / step) * step if options.start is not None else None
     sampler = _Sampler(writer, collector, step, first_emit)
-    apply = store.usage.apply
+    handlers = store.usage.handlers
     applied = after_end = 0
     newest = -math.inf
     for chunk in timeline.chunks():
@@ -153,7 +153,7 @@ def replay(
                 after_end += 1
                 continue
             sampler.before(ts)
-            apply(event)
+            handlers[type(event)](event)
             sampler.dirty = True
             if ts > newest:
                 newest = ts

@@ -76,8 +76,17 @@ def decode_object(line: bytes) -> dict[str, Any]:
     return obj
 
 
-def parse_object(parse: ParseFn, obj: dict[str, Any]) -> list[Event]:
-    """``parse(obj)``, where a parser failing in any way becomes an ``InvalidLine``, never a crash."""
+def parse_line(parse: ParseFn, line: bytes) -> list[Event]:
+    """One raw line → its events, or ``InvalidLine`` with the reason it was rejected.
+
+    The hot path of every reader: decoding is written out here rather than calling ``decode_object``.
+    """
+    try:
+        obj = _loads(line)
+    except _JSONDecodeError:
+        raise InvalidLine("not_json") from None
+    if type(obj) is not dict:
+        raise InvalidLine("not_object")
     try:
         return parse(obj)
     except InvalidLine:
@@ -86,8 +95,3 @@ def parse_object(parse: ParseFn, obj: dict[str, Any]) -> list[Event]:
         raise InvalidLine("too_deep") from None
     except Exception as exc:  # a parser bug: the line is counted, the rest of its batch is kept
         raise InvalidLine("parser_error", f"{type(exc).__name__}: {exc}"[:200]) from None
-
-
-def parse_line(parse: ParseFn, line: bytes) -> list[Event]:
-    """One raw line → its events, or ``InvalidLine`` with the reason it was rejected."""
-    return parse_object(parse, decode_object(line))

@@ -179,7 +179,7 @@ class UsageLogger:
         self.tenant_key = tenant_key
         self.errors = 0
         self.lines_written = 0
-        self._lock = threading.Lock()  # the de-duplication memory and the counters
+        self._lock = threading.Lock()  # the error bookkeeping
         self._file = LogFile(self.path)
         self._seen_errors: set[str] = set()
         self._recent: OrderedDict[tuple[str, str, float], None] = OrderedDict()
@@ -262,8 +262,8 @@ class UsageLogger:
             self._record_error(exc)
 
     def _write(self, data: bytes, key: tuple[str, str, float] | None) -> None:
-        if key is not None and key[0]:
-            with self._lock:
+        with self._file.lock:  # one lock per line: the de-duplication memory, the write and the count
+            if key is not None and key[0]:
                 # The same call reported twice (e.g. both sync and async failure functions
                 # registered, or a stream chunk racing the final event) is written once.
                 if key in self._recent:
@@ -271,8 +271,7 @@ class UsageLogger:
                 self._recent[key] = None
                 if len(self._recent) > _DEDUP_SIZE:
                     self._recent.popitem(last=False)
-        self._file.append(data)
-        with self._lock:
+            self._file.append_locked(data)
             self.lines_written += 1
 
     def _record_error(self, exc: BaseException) -> None:

@@ -16,38 +16,46 @@ from .safe_open import open_append
 
 
 class LogFile:
-    """Appends lines to ``path``; ``append`` raises ``OSError`` on failure and the caller decides."""
+    """Appends lines to ``path``; ``append`` raises ``OSError`` on failure and the caller decides.
+
+    ``lock`` is public so a caller that keeps its own bookkeeping per line (de-duplication, counts) does
+    it under the same lock as the write, with ``append_locked``: one lock per line, not two.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self._fd: int | None = None
         self._ident: tuple[int, int] | None = None
 
     def append(self, data: bytes) -> None:
-        with self._lock:
-            fd = self._fd
-            if fd is not None:
-                try:
-                    st = os.stat(self.path)  # catches rotation (rename) and deletion
-                    if (st.st_dev, st.st_ino) != self._ident:
-                        self._close_locked()
-                        fd = None
-                except FileNotFoundError:
+        with self.lock:
+            self.append_locked(data)
+
+    def append_locked(self, data: bytes) -> None:
+        """``append`` for a caller that holds ``lock``."""
+        fd = self._fd
+        if fd is not None:
+            try:
+                st = os.stat(self.path)  # catches rotation (rename) and deletion
+                if (st.st_dev, st.st_ino) != self._ident:
                     self._close_locked()
                     fd = None
-            if fd is None:
-                fd = self._open_locked()
-            try:
-                view = memoryview(data)
-                while view:
-                    n = os.write(fd, view)
-                    if n <= 0:
-                        raise OSError("os.write wrote 0 bytes")
-                    view = view[n:]
-            except BaseException:
-                self._close_locked()  # reopen on next write (EBADF, ENOSPC, stale NFS handle...)
-                raise
+            except FileNotFoundError:
+                self._close_locked()
+                fd = None
+        if fd is None:
+            fd = self._open_locked()
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                if n <= 0:
+                    raise OSError("os.write wrote 0 bytes")
+                view = view[n:]
+        except BaseException:
+            self._close_locked()  # reopen on next write (EBADF, ENOSPC, stale NFS handle...)
+            raise
 
     def _open_locked(self) -> int:
         fd = open_append(self.path)  # 0600; no planted symlink in world-writable dirs (docs/security.md)
@@ -68,9 +76,9 @@ class LogFile:
 
     def close(self) -> None:
         """Close the descriptor; a later ``append`` reopens the path."""
-        with self._lock:
+        with self.lock:
             self._close_locked()
 
     def after_fork_in_child(self) -> None:
         # The parent's lock may have been held by another thread at fork time.
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
