@@ -167,3 +167,18 @@ def test_replay_keeps_the_past_and_bounds_the_future_from_its_now(tmp_path):
     last = [line for line in out.read_text().splitlines() if line.startswith("llm_cost_usd_total")][-1]
     assert float(last.split()[1]) == 3.0
     assert json.loads(history.read_text().splitlines()[0])["ts"] < NOW  # the past is history, not an error
+
+
+def test_replay_does_not_order_an_input_by_a_line_from_the_future(tmp_path):
+    early, later = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    early.write_bytes(request(NOW * 1000) + request(NOW - 7200) + request(NOW - 7100))  # first line: milliseconds
+    later.write_bytes(request(NOW - 3600) + request(NOW - 3500))
+    out = tmp_path / "out.om"
+    proc = subprocess.run(
+        [sys.executable, "-m", "llm_log_exporter", "replay", str(early), str(later), "-o", str(out), "--step", "60",
+         "--until-now", "--prices", "off"],
+        capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": ""},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "max-reorder" not in proc.stderr  # a.jsonl's events come first, in time order, none late
+    assert "future_ts 1" in proc.stderr
