@@ -40,7 +40,7 @@ from llm_log_exporter.history.replay import ReplayOptions, ReplayResult, replay
 from llm_log_exporter.history.sources import Source
 from llm_log_exporter.parsers import get_parser
 from llm_log_exporter.parsers.options import DEFAULT_TENANT_FROM, ParserOptions
-from llm_log_exporter.tailer import Tailer, default_max_open_files
+from llm_log_exporter.tailer import FOLLOWED_LOGGED, Tailer, default_max_open_files
 from llm_log_exporter.tailing.discovery import FOLLOWING, MISSING, NOT_A_FILE, UNREADABLE, probe
 
 log = logging.getLogger("llm_log_exporter")
@@ -188,6 +188,7 @@ class Exporter:
     def _resume(self, positions: list) -> None:
         """Follow the state's files from their offsets; say what could not be found."""
         found = self.tailer.restore(positions)
+        resumed = 0
         for path, how in found.items():
             if how is None:
                 log.warning("%s: the file saved in the state was truncated, replaced or deleted while the exporter "
@@ -195,6 +196,9 @@ class Exporter:
                             path, path)
             elif how != "same":
                 log.info("%s: %s while the exporter was down; finishing it from the saved offset", path, how)
+            else:
+                resumed += 1
+                (log.info if resumed <= FOLLOWED_LOGGED else log.debug)("following %s from its saved offset", path)
         if positions:
             log.info("resuming %d of %d file(s) from the state file", sum(1 for h in found.values() if h),
                      len(positions))
