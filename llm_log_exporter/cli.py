@@ -37,12 +37,45 @@ def _buckets(ctx: click.Context, param: click.Parameter, value: str | None) -> t
     return parse_buckets(value) if value is not None else None
 
 
+def _skew(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    from llm_log_exporter.history.timeparse import parse_duration
+
+    try:
+        return parse_duration(str(value))
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
 def _config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
     """Eager: the file becomes the default_map, below flags and LLM_LOG_EXPORTER_* variables."""
     if value is not None:
         from llm_log_exporter.config_file import load_config
 
-        ctx.default_map = {**load_config(value, ctx.command), **(ctx.default_map or {})}
+        loaded = load_config(value, ctx.command)
+        ctx.meta["config_file"] = (value, sorted(loaded))
+        ctx.default_map = {**loaded, **(ctx.default_map or {})}
+
+
+def say_overrides(ctx: click.Context) -> None:
+    """Name every --config key that a flag or an LLM_LOG_EXPORTER_* variable overrides (the environment
+    overriding a file is easy to miss: the container image sets LLM_LOG_EXPORTER_FILE)."""
+    from click.core import ParameterSource
+
+    path, names = ctx.meta.get("config_file", ("", []))
+    log = logging.getLogger("llm_log_exporter")
+    options = {param.name: param for param in ctx.command.params}
+    for name in names:
+        source = ctx.get_parameter_source(name)
+        param = options.get(name)
+        if param is None or source not in (ParameterSource.ENVIRONMENT, ParameterSource.COMMANDLINE):
+            continue
+        key = next((opt[2:] for opt in param.opts if opt.startswith("--")), name)
+        if source == ParameterSource.ENVIRONMENT:
+            variable = f"{ctx.auto_envvar_prefix or ENV_PREFIX}_{name.upper()}"
+            log.warning("%s=%r overrides %r in the config file %s (the environment wins over the file; unset "
+                        "it to use the file's value)", variable, os.environ.get(variable, ""), key, path)
+        else:
+            log.info("--%s on the command line overrides %r in the config file %s", key, key, path)
 
 
 def _tenant_from(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -82,6 +115,9 @@ VALUE_OPTIONS = [
                  help="Per-tenant budgets (TOML); see docs/gateway.md."),
     click.option("--stream-timeout", default=600.0, type=click.FloatRange(1),
                  help="Seconds of event time after which a stream start without an end is dropped."),
+    click.option("--max-future-skew", default="5m", callback=_skew, metavar="DURATION",
+                 help="Lines with an event time further ahead of the clock (replay: of its now) are rejected "
+                      "as future_ts, so one bad line cannot move budgets, breakers and streams."),
     click.option("--max-streams", default=10_000, type=click.IntRange(1), help="Open stream starts kept at most."),
     click.option("--breaker-failures", default=5, type=click.IntRange(1),
                  help="Consecutive provider failures that open the derived circuit breaker."),
@@ -122,6 +158,11 @@ def value_options(fn: F) -> F:
               help="Skip what the files hold at start-up (default: read from the beginning).")
 @click.option("--poll", is_flag=True, help="Do not use inotify; poll only (NFS, bind mounts, overlay).")
 @click.option("--poll-interval", default=1.0, type=click.FloatRange(0.01, 3600), help="Seconds between polls.")
+@click.option("--max-open-files", type=click.IntRange(1), metavar="N",
+              help="Files held open at once; past it, idle files are closed and reopened by path when they grow "
+                   "[default: half the soft RLIMIT_NOFILE, at most 4096].")
+@click.option("--require-files", is_flag=True,
+              help="Exit with an error at start-up when a --file matches no readable regular file.")
 @value_options
 @click.option("--state-file", type=click.Path(dir_okay=False), metavar="PATH",
               help="Save read positions and metric state here (atomically) and resume from it at start-up.")
@@ -151,6 +192,7 @@ def main(ctx: click.Context, file: tuple[str, ...], log_level: str, **options: o
     )
     if ctx.invoked_subcommand is not None:
         return
+    say_overrides(ctx)
     if not file:
         raise click.UsageError("give at least one --file (or set LLM_LOG_EXPORTER_FILE)")
     run_daemon(file, **options)
@@ -196,7 +238,7 @@ def healthcheck(ctx: click.Context, timeout: float) -> None:
 def run_daemon(files: tuple[str, ...], **options: object) -> None:
     from llm_log_exporter.aggregate.budgets import BudgetError
     from llm_log_exporter.aggregate.prices import PriceTableError
-    from llm_log_exporter.daemon import Config, Exporter
+    from llm_log_exporter.daemon import Config, Exporter, FilesUnusable
 
     options = {k: v for k, v in options.items() if v is not None}
     state_file = options.get("state_file")
@@ -212,6 +254,8 @@ def run_daemon(files: tuple[str, ...], **options: object) -> None:
         raise click.BadParameter(str(err), param_hint="--budgets") from None
     except PriceTableError as err:
         raise click.ClickException(str(err)) from None
+    except FilesUnusable as err:
+        raise click.ClickException(f"--require-files: {err}") from None
     from llm_log_exporter.exposition.webconfig import WebConfigError
 
     try:

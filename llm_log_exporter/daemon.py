@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -21,17 +22,26 @@ from prometheus_client.registry import CollectorRegistry
 from llm_log_exporter.aggregate import checkpoint
 from llm_log_exporter.aggregate.breaker import Breakers
 from llm_log_exporter.aggregate.budgets import Budgets, load_budgets
-from llm_log_exporter.aggregate.ingest import Ingestor
+from llm_log_exporter.aggregate.ingest import DEFAULT_MAX_FUTURE_SKEW, Ingestor
 from llm_log_exporter.aggregate.prices import load_prices
 from llm_log_exporter.aggregate.store import Store
 from llm_log_exporter.aggregate.usage import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS, Usage
-from llm_log_exporter.exposition.collector import FamilyCollector, checkpoint_owner, store_owners, tailer_owner
+from llm_log_exporter.exposition.collector import (
+    FamilyCollector,
+    Guarded,
+    ScrapeErrors,
+    checkpoint_owner,
+    scrape_owner,
+    store_owners,
+    tailer_owner,
+)
 from llm_log_exporter.exposition.server import MetricsServer, http_owner
 from llm_log_exporter.history.replay import ReplayOptions, ReplayResult, replay
 from llm_log_exporter.history.sources import Source
 from llm_log_exporter.parsers import get_parser
 from llm_log_exporter.parsers.options import DEFAULT_TENANT_FROM, ParserOptions
-from llm_log_exporter.tailer import Tailer
+from llm_log_exporter.tailer import FOLLOWED_LOGGED, Tailer, default_max_open_files
+from llm_log_exporter.tailing.discovery import FOLLOWING, MISSING, NOT_A_FILE, UNREADABLE, probe
 
 log = logging.getLogger("llm_log_exporter")
 
@@ -68,6 +78,9 @@ class Config:
 
     prices: str | None = None  # price table file; None: litellm's bundled one; "off": none
     tenant_from: Sequence[str] = DEFAULT_TENANT_FROM
+    max_future_skew: float = DEFAULT_MAX_FUTURE_SKEW
+    max_open_files: int | None = None  # None: half the soft RLIMIT_NOFILE (default_max_open_files)
+    require_files: bool = False
     state_file: str | None = None
     state_interval: float = 5.0
 
@@ -93,7 +106,7 @@ def build_usage(config: Config) -> Usage:
 def build_ingestor(config: Config, store: Store) -> Ingestor:
     """Lines → events → store for a config: parser options and prices included; daemon and replay share it."""
     parser = get_parser(config.format, ParserOptions(tenant_from=tuple(config.tenant_from)))
-    return Ingestor(store, parser, load_prices(config.prices))
+    return Ingestor(store, parser, load_prices(config.prices), config.max_future_skew)
 
 
 def build_history(config: Config) -> tuple[Store, Ingestor, FamilyCollector]:
@@ -109,16 +122,33 @@ def replay_history(config: Config, sources: Sequence[Source], out: BinaryIO, opt
     return replay(store, ingestor, collector, sources, out, options, config.max_line_bytes, progress, now)
 
 
+class FilesUnusable(ValueError):
+    """``--require-files`` and a ``--file`` that yields nothing to read."""
+
+
+def require_files(patterns: Sequence[str], exclude: Sequence[str]) -> None:
+    """Raise ``FilesUnusable`` naming every pattern that matches no readable regular file now."""
+    bad = {pattern: found for pattern, found in probe(patterns, exclude).items() if found[0] != FOLLOWING}
+    if bad:
+        why = {MISSING: "matches no file", NOT_A_FILE: "is not a regular file (a directory?)",
+               UNREADABLE: "cannot be read"}
+        raise FilesUnusable("; ".join(f"--file {pattern} {why[state]}" + (f" ({detail})" if detail else "")
+                                      for pattern, (state, detail) in bad.items()))
+
+
 class Exporter:
     """One exporter instance; ``serve`` blocks until ``stop`` is called (or a signal arrives)."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        if config.require_files:
+            require_files(config.files, config.exclude)
         self.store = self._new_store()
         settings = checkpoint.settings_of(config)
-        load_result, positions = checkpoint.ABSENT, []
+        load_result, positions, repairs = checkpoint.ABSENT, [], {}
         if config.state_file:
-            load_result, restored, positions = checkpoint.load(config.state_file, settings, self._new_store)
+            load_result, restored, positions, repairs = checkpoint.load(
+                config.state_file, settings, self._new_store, time.time() + config.max_future_skew)
             self.store = restored or self.store
         self.ingestor = build_ingestor(config, self.store)
         self.tailer = Tailer(
@@ -129,22 +159,26 @@ class Exporter:
             max_line_bytes=config.max_line_bytes,
             use_inotify=not config.poll,
             exclude=config.exclude,
+            max_open_files=config.max_open_files or default_max_open_files(),
         )
         self.checkpointer: checkpoint.Checkpointer | None = None
         if config.state_file:
             if load_result == checkpoint.RESTORED:
                 self._resume(positions)
             self.checkpointer = checkpoint.Checkpointer(config.state_file, config.state_interval,
-                                                        self.tailer.positions, self.store, settings, load_result)
+                                                        self.tailer.positions, self.store, settings, load_result,
+                                                        repairs)
             self.tailer.after_poll = self.checkpointer.maybe
         disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=False)
-        owners = {**store_owners(self.store), "tailer": tailer_owner(self.tailer)}
+        self.scrape_errors = ScrapeErrors()
+        owners = {**store_owners(self.store), "tailer": tailer_owner(self.tailer),
+                  "scrape": scrape_owner(self.scrape_errors)}
         if self.checkpointer is not None:
             owners["checkpoint"] = checkpoint_owner(self.checkpointer)
-        self.registry.register(FamilyCollector(owners, config.namespace))
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
+        self.registry.register(FamilyCollector(owners, config.namespace, self.scrape_errors))
+        self.registry.register(Guarded(ProcessCollector(registry=None), "process", self.scrape_errors))
+        self.registry.register(Guarded(PlatformCollector(registry=None), "python_info", self.scrape_errors))
         self._stop = threading.Event()
         self.server: MetricsServer | None = None
 
@@ -154,6 +188,7 @@ class Exporter:
     def _resume(self, positions: list) -> None:
         """Follow the state's files from their offsets; say what could not be found."""
         found = self.tailer.restore(positions)
+        resumed = 0
         for path, how in found.items():
             if how is None:
                 log.warning("%s: the file saved in the state was truncated, replaced or deleted while the exporter "
@@ -161,6 +196,9 @@ class Exporter:
                             path, path)
             elif how != "same":
                 log.info("%s: %s while the exporter was down; finishing it from the saved offset", path, how)
+            else:
+                resumed += 1
+                (log.info if resumed <= FOLLOWED_LOGGED else log.debug)("following %s from its saved offset", path)
         if positions:
             log.info("resuming %d of %d file(s) from the state file", sum(1 for h in found.values() if h),
                      len(positions))
@@ -179,7 +217,7 @@ class Exporter:
             c.host, c.port, self.registry, self.store.ready, web=web, max_connections=c.web_max_connections,
             read_timeout=c.web_read_timeout, write_timeout=c.web_write_timeout,
         )
-        self.registry.register(FamilyCollector({"http": http_owner(self.server)}))
+        self.registry.register(FamilyCollector({"http": http_owner(self.server)}, errors=self.scrape_errors))
         return self.server
 
     def stop(self) -> None:

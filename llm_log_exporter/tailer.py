@@ -7,24 +7,52 @@ lifecycle is told in ``tailing/stream.py``). Wakes come from directory watches (
 (correctness where inotify is silent: NFS, bind mounts, queue overflow); events are never data.
 
 The promise: every complete line is delivered exactly once and a partial line never is.
+
+Descriptors are bounded (``max_open_files``): past the bound, the file read longest ago gives its
+descriptor back (it is *parked*, see ``tailing/stream.py``) and is reopened by path, identity checked,
+when its size or modification time changes, so any number of files is read, each line once, with a
+fixed number of descriptors. Each ``--file`` pattern has a state (``following``, ``missing``,
+``not_a_file``, ``unreadable``), logged when it changes and exported as ``llm_exporter_file_state``.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
-from llm_log_exporter.tailing.discovery import Discovery, Ident, real_dir
+from llm_log_exporter.tailing.discovery import FOLLOWING, MISSING, NOT_A_FILE, UNREADABLE, Discovery, Ident, real_dir
 from llm_log_exporter.tailing.lines import LineSplitter
 from llm_log_exporter.tailing.positions import FP_BYTES, OPEN_FLAGS, Position, digest, fingerprints, locate
 from llm_log_exporter.tailing.stream import FileStream, TailSink
 from llm_log_exporter.tailing.watches import Watches
 
 log = logging.getLogger(__name__)
+
+MAX_OPEN_FILES_CAP = 4096
+
+
+def default_max_open_files() -> int:
+    """``--max-open-files`` when not given: half the soft RLIMIT_NOFILE (512 at the usual 1024), at most
+    4096; the other half is for HTTP connections, the state file, inotify and the libraries."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not POSIX
+        return 512
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return MAX_OPEN_FILES_CAP
+    return max(8, min(MAX_OPEN_FILES_CAP, soft // 2))
+
+
+OUT_OF_FDS = (errno.EMFILE, errno.ENFILE)
+FOLLOWED_LOGGED = 50  # "following PATH" lines per poll; the rest are summed up (all of them at debug level)
 
 __all__ = ["TailSink", "Tailer"]
 
@@ -54,9 +82,12 @@ class Tailer:
         exclude: Sequence[str] = (),
         read_chunk: int = 1 << 20,
         after_poll: Callable[[], None] | None = None,
+        max_open_files: int | None = None,
     ) -> None:
         if max_line_bytes < 1 or read_chunk < 1 or poll_interval <= 0:
             raise ValueError("max_line_bytes, read_chunk and poll_interval must be positive")
+        if max_open_files is not None and max_open_files < 1:
+            raise ValueError("max_open_files must be positive")
         self._discovery = Discovery(patterns, exclude)
         self._sink = sink
         self._from_end = from_end
@@ -76,6 +107,9 @@ class Tailer:
         self._watches = Watches(self.wake, self.min_wake_interval / 2)
         self._last_poll_error = ""
         self._closed = False
+        self.max_open_files = max_open_files
+        self._holding: OrderedDict[FileStream, None] = OrderedDict()  # streams holding a descriptor, least recent first
+        self._states: dict[str, tuple[str, str]] = {}  # pattern → (state, detail), swapped whole
 
     # ----------------------------------------------------------------- public API
 
@@ -88,13 +122,28 @@ class Tailer:
     def lag_bytes(self) -> dict[str, int]:
         """Per path: bytes written but not yet read (``fstat`` of the open fd, so rotation-safe)."""
         lag: dict[str, int] = {}
+        sizes = self._discovery.sizes
         with self._lock:
             for path, st in self._streams.items():
+                if st.parked:  # what the last poll's stat saw
+                    seen = sizes.get(path) or st.seen
+                    if seen is not None:
+                        lag[path] = max(0, seen[0] - st.offset)
+                    continue
                 try:
                     lag[path] = max(0, os.fstat(st.fd).st_size - st.offset)
                 except OSError:
                     continue
         return lag
+
+    def file_states(self) -> dict[str, str]:
+        """Each ``--file`` pattern's state as of the last poll: following, missing, not_a_file or unreadable."""
+        return {pattern: state for pattern, (state, _) in self._states.items()}
+
+    @property
+    def open_files(self) -> int:
+        """Descriptors held for files now (at most ``max_open_files``)."""
+        return len(self._holding)
 
     def wake(self) -> None:
         if not self._wake.is_set():  # called per filesystem event: skip the Condition when already set
@@ -133,13 +182,22 @@ class Tailer:
         if self._closed:
             return
         for st in list(self._streams.values()):
-            self._guarded(self._service, st)
+            if not st.parked:
+                self._guarded(self._service, st)
         if self._stop is not None and self._stop.is_set():
             return  # shutting down: no rotation handling on half-read files
-        found = self._discovery.find()
+        try:
+            found = self._discovery.find()
+        except OSError as err:  # out of descriptors: a glob would see nothing, and files are not gone
+            if err.errno in OUT_OF_FDS and self._holding:
+                self._shrink(err)
+            self._log_poll_error(err)
+            return
         self._track_start_paths(found)
         self._reconcile(found)
         self._open_new(found)
+        self._service_parked()
+        self._update_states()
         if self._watches.active:
             self._watches.update(self._watch_dirs())
 
@@ -153,6 +211,7 @@ class Tailer:
             streams, self._streams = list(self._streams.values()), {}
             for st in streams:
                 st.close()
+            self._holding.clear()
         self._wake.set()
 
     # ----------------------------------------------------------------- restart positions
@@ -166,27 +225,35 @@ class Tailer:
         """
         out: list[Position] = []
         for st in list(self._streams.values()):
-            held = len(st.lines.tail)
-            offset = st.offset - held
-            n = min(offset, FP_BYTES)
-            if held:
-                if st.truncated():
-                    continue
-                before = os.pread(st.fd, n, offset - n)
-            else:
-                before = st.fp
-            head = st.head[:n]
-            if len(head) != n or len(before) != n:  # opened mid-file (from_end) and head not read yet
-                fps = fingerprints(st.fd, offset)
-                if fps is None:
-                    continue
-                head_digest, before_digest = fps
-            else:
-                head_digest, before_digest = digest(head), digest(before)
-            dev, ino = st.ident
-            out.append(Position(st.path, st.watch_dir, dev, ino, offset, st.lines.lineno, st.lines.skip,
-                                head_digest, before_digest, held))
+            position = self._position(st)
+            if position is not None:
+                out.append(position)
         return out
+
+    @staticmethod
+    def _position(st: FileStream) -> Position | None:
+        """``st``'s resumable position; None when its file was truncated (or is shorter than the offset).
+        A parked stream holds no partial line and complete fingerprints, so it needs no descriptor here."""
+        held = len(st.lines.tail)
+        offset = st.offset - held
+        n = min(offset, FP_BYTES)
+        if held:
+            if st.truncated():
+                return None
+            before = os.pread(st.fd, n, offset - n)
+        else:
+            before = st.fp
+        head = st.head[:n]
+        if len(head) != n or len(before) != n:  # opened mid-file (from_end) and head not read yet
+            fps = fingerprints(st.fd, offset)
+            if fps is None:
+                return None
+            head_digest, before_digest = fps
+        else:
+            head_digest, before_digest = digest(head), digest(before)
+        dev, ino = st.ident
+        return Position(st.path, st.watch_dir, dev, ino, offset, st.lines.lineno, st.lines.skip,
+                        head_digest, before_digest, held)
 
     def restore(self, positions: Sequence[Position]) -> dict[str, str | None]:
         """Resume the files of a previous run; call once, before the first poll.
@@ -202,28 +269,24 @@ class Tailer:
         """
         wanted = [p for p in positions if self._discovery.wanted(p.path)]
         claimed: set[Ident] = {st.ident for st in self._streams.values()}
-        hits: dict[int, tuple[str, int, str]] = {}
+        hits: dict[int, tuple[str, str, FileStream]] = {}
         for by_content in (False, True):
             for i, pos in enumerate(wanted):
                 if i not in hits:
                     hit = locate(pos, claimed, by_content=by_content)
                     if hit is not None:
-                        hits[i] = hit
+                        hits[i] = (hit[0], hit[2], self._resumed(pos, hit[0], hit[1]))
         result: dict[str, str | None] = {}
         for i, pos in enumerate(wanted):
-            hit = hits.get(i)
-            if hit is None or pos.path in self._streams:
-                if hit is not None:
-                    os.close(hit[1])
+            found = hits.get(i)
+            if found is None or pos.path in self._streams:
+                if found is not None:
+                    found[2].close()
+                    self._holding.pop(found[2], None)
                 self._vacated.add(pos.path)  # whatever is there now is a new file
                 result[pos.path] = None
                 continue
-            path, fd, how = hit
-            s = os.fstat(fd)
-            n = min(pos.offset, FP_BYTES)
-            splitter = LineSplitter(self._max, pos.offset, pos.lineno, pos.skip)
-            st = FileStream(pos.path, fd, (s.st_dev, s.st_ino), real_dir(path), self._sink, splitter,
-                            fp=os.pread(fd, n, pos.offset - n), head=os.pread(fd, n, 0))
+            path, how, st = found
             with self._lock:
                 self._streams[pos.path] = st
             if path != pos.path:
@@ -233,10 +296,26 @@ class Tailer:
             self._start_paths = set()
         return result
 
+    def _resumed(self, pos: Position, path: str, fd: int) -> FileStream:
+        """The stream of a located file, at its saved offset; parked at once when descriptors are short
+        (reopened from its offset when its turn comes)."""
+        s = os.fstat(fd)
+        n = min(pos.offset, FP_BYTES)
+        splitter = LineSplitter(self._max, pos.offset, pos.lineno, pos.skip)
+        st = FileStream(pos.path, fd, (s.st_dev, s.st_ino), real_dir(path), self._sink, splitter,
+                        fp=os.pread(fd, n, pos.offset - n), head=os.pread(fd, n, 0))
+        self._holding[st] = None
+        if self.max_open_files is not None and len(self._holding) > self.max_open_files:
+            self._park(st)
+        return st
+
     # ----------------------------------------------------------------- reading
 
     def _service(self, st: FileStream) -> None:
+        active = st.active
         st.service(self._chunk, self._stop)
+        if st.active != active and st in self._holding:
+            self._holding.move_to_end(st)
 
     def _guarded(self, fn: Callable[[FileStream], None], st: FileStream) -> None:
         """An I/O error on one file (EIO, ESTALE) must not stop the others; logged once per errno."""
@@ -251,6 +330,55 @@ class Tailer:
 
     def _drain(self, st: FileStream) -> None:
         st.drain(self._chunk, self._stop)
+
+    # ----------------------------------------------------------------- the descriptor bound
+
+    def _full(self) -> bool:
+        return self.max_open_files is not None and len(self._holding) >= self.max_open_files
+
+    def _park(self, st: FileStream) -> None:
+        """Close ``st``'s descriptor (lock held by the caller)."""
+        self._holding.pop(st, None)
+        st.park()
+
+    def _make_room(self, keep: FileStream | None = None) -> bool:
+        """A descriptor is free, or one is freed by parking the least recently read stream that can be."""
+        if not self._full():
+            return True
+        for st in self._holding:
+            if st is not keep and st.parkable():
+                with self._lock:
+                    self._park(st)
+                return True
+        return False
+
+    def _shrink(self, err: OSError) -> None:
+        """The process ran out of descriptors (other users of them, or a bound set too high): hold fewer."""
+        bound = max(1, len(self._holding) - 32)
+        if self.max_open_files is None or bound < self.max_open_files:
+            log.warning("opening a file failed with %s while %d file(s) are open: holding at most %d from now on "
+                        "(raise the descriptor limit, ulimit -n, or lower --max-open-files)", err, len(self._holding),
+                        bound)
+            self.max_open_files = bound
+        while len(self._holding) >= self.max_open_files and self._make_room():
+            pass
+
+    def _service_parked(self) -> None:
+        """Reopen (by path, same identity) the parked files that changed, and read them."""
+        sizes = self._discovery.sizes
+        for st in list(self._streams.values()):
+            if not st.parked or not st.changed(sizes.get(st.path)):
+                continue
+            if self._stop is not None and self._stop.is_set():
+                return
+            if not self._make_room(st):
+                return  # every descriptor holds a partial line: the next poll continues
+            if not st.reopen(st.path):
+                continue  # replaced since the stat: the next poll's reconcile handles it
+            with self._lock:
+                self._holding[st] = None
+            st.seen = None
+            self._guarded(self._service, st)
 
     # ----------------------------------------------------------------- discovery and identity
 
@@ -274,7 +402,7 @@ class Tailer:
             elif st.ident in where:
                 self._move(st, where[st.ident])
                 keep[st.path] = st
-            elif path not in found and st.still_linked():
+            elif path not in found and not st.parked and st.still_linked():
                 keep[path] = st  # renamed away: a writer may still append to it
             else:
                 retired.append(st)
@@ -291,16 +419,35 @@ class Tailer:
 
     def _retire(self, st: FileStream) -> None:
         """The path now names another file or nothing: finish the old fd, drop its partial line."""
-        self._guarded(self._drain, st)
+        if st.parked:
+            self._find_parked(st)  # renamed out of the patterns while parked: finish it if it is still there
+        if not st.parked:
+            self._guarded(self._drain, st)
         st.discard_tail()
-        st.close()
+        with self._lock:
+            self._holding.pop(st, None)
+            st.close()
         self._vacated.add(st.path)
+
+    def _find_parked(self, st: FileStream) -> None:
+        """Reopen a parked file by identity and fingerprints in its directories (one descriptor over the bound
+        for a moment, released by the caller)."""
+        position = self._position(st)
+        if position is None:
+            return
+        claimed = {other.ident for other in self._streams.values() if other is not st}
+        hit = locate(position, claimed, by_content=False)
+        if hit is not None:
+            st.fd = hit[1]
 
     def _open_new(self, found: dict[str, Ident]) -> None:
         followed = {st.ident for st in self._streams.values()}
+        announced = 0
         for path, ident in found.items():
             if path in self._streams or ident in followed:
                 continue
+            if not self._make_room():
+                break  # every descriptor holds a partial line: the next poll continues
             st = self._open(path)
             if st is None:
                 continue
@@ -310,10 +457,15 @@ class Tailer:
             followed.add(st.ident)
             with self._lock:
                 self._streams[path] = st
+                self._holding[st] = None
+            announced += 1
+            (log.info if announced <= FOLLOWED_LOGGED else log.debug)("following %s", path)
             if path in self._vacated:
                 self._vacated.discard(path)
                 self._sink.on_rotation(path)
             self._guarded(self._drain, st)
+        if announced > FOLLOWED_LOGGED:
+            log.info("following %d more file(s) (--log-level debug names them)", announced - FOLLOWED_LOGGED)
 
     def _open(self, path: str) -> FileStream | None:
         try:
@@ -321,6 +473,9 @@ class Tailer:
         except FileNotFoundError:
             return None
         except OSError as err:
+            if err.errno in OUT_OF_FDS and self._holding:
+                self._shrink(err)  # not this file's fault: hold fewer, the next poll opens it
+                return None
             if self._open_errors.get(path) != err.errno:
                 self._open_errors[path] = err.errno
                 self._sink.on_open_error(path, err)
@@ -340,6 +495,27 @@ class Tailer:
             raise
         return st
 
+    # ----------------------------------------------------------------- what each pattern yields
+
+    def _update_states(self) -> None:
+        """Each pattern's state after this poll; a change is logged (a bad state with what to do)."""
+        discovery = self._discovery
+        states: dict[str, tuple[str, str]] = {}
+        for pattern in discovery.patterns:
+            paths = discovery.matches.get(pattern, [])
+            failing = [p for p in paths if p in self._open_errors]
+            if failing:
+                code = self._open_errors[failing[0]]
+                states[pattern] = (UNREADABLE, f"{failing[0]}: {os.strerror(code) if code else 'cannot open'}")
+            elif paths:
+                states[pattern] = (FOLLOWING, str(len(paths)))
+            else:
+                states[pattern] = discovery.unmatched.get(pattern, (MISSING, ""))
+        before, self._states = self._states, states
+        for pattern, (state, detail) in states.items():
+            if before.get(pattern, ("", ""))[0] != state:
+                _log_state(pattern, state, detail)
+
     # ----------------------------------------------------------------- wake-ups
 
     def _log_poll_error(self, exc: Exception) -> None:
@@ -357,3 +533,20 @@ class Tailer:
 
     def _watch_dirs(self) -> list[str]:
         return [*self._discovery.parent_dirs(), *(st.watch_dir for st in list(self._streams.values()))]
+
+
+def _log_state(pattern: str, state: str, detail: str) -> None:
+    if state == FOLLOWING:
+        log.info("--file %s: following %s file(s)", pattern, detail)
+    elif state == MISSING:
+        log.warning("--file %s matches no file (yet): nothing is read from it until one appears. Check the path "
+                    "and its spelling, and that its volume is mounted here; --require-files makes this an error "
+                    "at start-up", pattern)
+    elif state == NOT_A_FILE:
+        log.warning("--file %s names %s, which is not a regular file (a directory?): nothing is read from it. "
+                    "Name the files, e.g. --file '%s'", pattern, detail or pattern,
+                    os.path.join(detail or pattern, "*.jsonl"))
+    else:
+        log.warning("--file %s cannot be read (%s): nothing is read from it until it can. Give the exporter's "
+                    "user (uid %d) read access to the file and its directories; it is retried on every poll",
+                    pattern, detail, os.getuid() if hasattr(os, "getuid") else -1)

@@ -109,7 +109,8 @@ def http_get(url: str, timeout: float = 5.0, headers: dict[str, str] | None = No
 class ExporterProcess:
     """The real daemon as a subprocess on 127.0.0.1; stopped with SIGTERM on exit."""
 
-    def __init__(self, args: Sequence[str], env: dict[str, str] | None = None) -> None:
+    def __init__(self, args: Sequence[str], env: dict[str, str] | None = None,
+                 preexec_fn: Callable[[], None] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
@@ -119,6 +120,7 @@ class ExporterProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=preexec_fn,  # e.g. resource limits or another user for the daemon alone
         )
         self.stderr = ""
 

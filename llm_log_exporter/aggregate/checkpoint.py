@@ -45,6 +45,8 @@ MEANINGFUL_OPTIONS = ("format", "buckets", "ttft_buckets", "max_tenants", "max_m
 # Load outcomes, exposed as llm_exporter_state_load_info{result}.
 RESTORED, ABSENT, CORRUPT, FOREIGN = "restored", "absent", "corrupt", "foreign"
 LOAD_RESULTS = (RESTORED, ABSENT, CORRUPT, FOREIGN)
+# What a load may repair (``Store.repair_times``), exposed as llm_exporter_state_repairs_total{part}.
+REPAIR_PARTS = ("clock", "streams", "breakers", "budgets", "files")
 
 
 class StateError(ValueError):
@@ -144,9 +146,11 @@ def parse(data: bytes, settings: dict[str, Any], new_store: Callable[[], Store])
 
 
 def load(
-    path: str, settings: dict[str, Any], new_store: Callable[[], Store]
-) -> tuple[str, Store | None, list[Position]]:
-    """Read the state file: ``(RESTORED, store, positions)`` or ``(ABSENT | CORRUPT | FOREIGN, None, [])``.
+    path: str, settings: dict[str, Any], new_store: Callable[[], Store], latest: float | None = None
+) -> tuple[str, Store | None, list[Position], dict[str, int]]:
+    """Read the state file: ``(RESTORED, store, positions, repairs)`` or ``(ABSENT | CORRUPT | FOREIGN, None,
+    [], {})``. Event times beyond ``latest`` (the clock plus --max-future-skew) are repaired and reported:
+    ``repairs`` counts them by part.
 
     Never raises: an unusable file is logged (it is replaced at the next save) and the caller starts fresh.
     """
@@ -155,18 +159,30 @@ def load(
             data = f.read()
     except FileNotFoundError:
         log.info("state file %s does not exist yet; starting fresh", path)
-        return ABSENT, None, []
+        return ABSENT, None, [], {}
     except OSError as err:
         log.error("cannot read state file %s (%s); starting fresh, every file is read from the start", path, err)
-        return CORRUPT, None, []
+        return CORRUPT, None, [], {}
     try:
         store, positions = parse(data, settings, new_store)
     except StateError as err:
         what = "corrupt" if err.kind == CORRUPT else "foreign"
         log.error("state file %s is %s: %s; ignoring it: metrics start fresh and every file is read from "
                   "its configured start (it is overwritten at the next save)", path, what, err)
-        return err.kind, None, []
-    return RESTORED, store, positions
+        return err.kind, None, [], {}
+    repairs = store.repair_times(latest) if latest is not None else {}
+    if repairs:
+        clock = store.usage.clock
+        log.warning("state file %s holds event times after %s (more than --max-future-skew ahead of this host's "
+                    "clock: a line in milliseconds, or a writer's clock ahead); repaired %s: the event clock is "
+                    "back at %s, budget windows of later periods are dropped (their spend is lost)",
+                    path, _iso(latest), ", ".join(f"{n} {part}" for part, n in sorted(repairs.items())),
+                    _iso(clock) if clock is not None else "unset (no sound time)")
+    return RESTORED, store, positions, repairs
+
+
+def _iso(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)) if ts is not None else "?"
 
 
 class Checkpointer:
@@ -177,13 +193,14 @@ class Checkpointer:
     """
 
     def __init__(self, path: str, interval: float, positions: Callable[[], list[Position]], store: Store,
-                 settings: dict[str, Any], load_result: str = ABSENT) -> None:
+                 settings: dict[str, Any], load_result: str = ABSENT, repairs: dict[str, int] | None = None) -> None:
         self.path = path
         self.interval = interval
         self._positions = positions
         self._store = store
         self._settings = settings
         self.load_result = load_result
+        self.repairs = dict(repairs or {})  # values repaired at load, by part (llm_exporter_state_repairs_total)
         self.writes = {"ok": 0, "error": 0}
         self.last_write: float | None = None  # wall clock of the last successful save
         self._due = time.monotonic() + interval

@@ -67,7 +67,7 @@ class Family:
     help: str
     labels: tuple[str, ...]  # in the order rows give their values
     read: Read
-    owner: str  # usage | files | store | tailer | checkpoint | http (who holds the value)
+    owner: str  # usage | files | store | tailer | checkpoint | scrape | http (who holds the value)
     prefix: str = NAMESPACE
     unit: str = ""
 
@@ -142,13 +142,21 @@ FAMILIES: tuple[Family, ...] = (
     # --- the tailer and the state file
     Family("lag_bytes", "gauge", "Bytes written to a followed file but not read yet (size minus read offset).",
            ("file",), View("lag_bytes"), "tailer", SELF),
-    Family("watched_files", "gauge", "Files currently followed (open).", (), View("watched_files"), "tailer", SELF),
+    Family("watched_files", "gauge", "Files currently followed (open, or closed while idle under --max-open-files).",
+           (), View("watched_files"), "tailer", SELF),
+    Family("file_state", "gauge", "Per --file pattern: 1 for what it yields now (following, missing, not_a_file, "
+           "unreadable), 0 for the other states.", ("file", "state"), View("file_state"), "tailer", SELF),
     Family("state_saves", "counter", "Saves of the --state-file by result.", ("result",), View("state_saves"),
            "checkpoint", SELF),
     Family("state_load_info", "gauge", "How the --state-file was used at start-up (1 for the outcome).",
            ("result",), View("state_load_info"), "checkpoint", SELF),
+    Family("state_repairs", "counter", "Values of the --state-file repaired at start-up (event times beyond the "
+           "clock plus --max-future-skew), by part.", ("part",), View("state_repairs"), "checkpoint", SELF),
     Family("state_last_save_timestamp_seconds", "gauge", "Time of the last successful state save (epoch seconds).",
            (), View("state_last_save"), "checkpoint", SELF),
+    # --- the scrape itself
+    Family("scrape_errors", "counter", "Scrapes that left a family out because computing it failed (see the log).",
+           ("family",), View("scrape_errors"), "scrape", SELF),
     # --- the HTTP endpoint
     Family("http_connections", "gauge", "HTTP connections being served now.", (), View("http_connections"),
            "http", SELF),

@@ -2,12 +2,18 @@
 
 One lock acquisition per batch of lines; bad lines are counted by file and reason, logged at most once
 per second with file, line number and byte offset, and skipped without touching any usage metric.
+
+Event time drives budgets, breakers and streams, so one line must not be able to move it far: a line
+with an event more than ``max_future_skew`` seconds ahead of the wall clock (``wall``; replay passes its
+own "now") is rejected as ``future_ts`` (a timestamp in milliseconds, a host with a wrong clock). The
+past is always accepted: history is what replay is for.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from llm_log_exporter.aggregate.prices import PriceTable
 from llm_log_exporter.aggregate.store import FileStats, Store
@@ -15,6 +21,8 @@ from llm_log_exporter.events import Event, InvalidLine, Request
 from llm_log_exporter.parsers import ParseFn, parse_line
 
 log = logging.getLogger("llm_log_exporter")
+
+DEFAULT_MAX_FUTURE_SKEW = 300.0  # seconds an event may be ahead of the wall clock (--max-future-skew)
 
 
 class RateLimitedLog:
@@ -46,11 +54,18 @@ class RateLimitedLog:
 class Ingestor:
     """Implements the tailer's ``TailSink``: parses complete lines and updates the store."""
 
-    def __init__(self, store: Store, parse: ParseFn, prices: PriceTable | None = None) -> None:
+    def __init__(self, store: Store, parse: ParseFn, prices: PriceTable | None = None,
+                 max_future_skew: float = DEFAULT_MAX_FUTURE_SKEW, wall: Callable[[], float] = time.time) -> None:
         self.store = store
         self.parse = parse
         self.prices = prices
+        self.max_future_skew = max_future_skew
+        self.wall = wall  # the clock "the future" is measured against: time.time live, replay's fixed now
         self.rejects = RateLimitedLog()
+
+    def latest_allowed(self) -> float:
+        """The newest event time a line may carry now (``future_ts`` beyond it)."""
+        return self.wall() + self.max_future_skew
 
     def _fill_cost(self, event: Request) -> Request:
         """Price an event that came without a cost; count it when no price is known (lock held)."""
@@ -78,6 +93,7 @@ class Ingestor:
         out: list[Event] = []
         append = out.append
         parsed = skipped = 0
+        latest = self.latest_allowed()  # once per batch: a batch is read in well under a second
         for index, line in enumerate(lines):
             if len(line) < 2 and (not line or line == b"\r"):
                 skipped += 1
@@ -90,11 +106,17 @@ class Ingestor:
             if not events:
                 skipped += 1
                 continue
-            parsed += 1
             for event in events:
-                if type(event) is Request and event.cost_usd is None:
-                    event = self._fill_cost(event)
-                append(event)
+                ts = event.ts
+                if ts is not None and ts > latest:
+                    self._reject(stats, path, lines, index, first_lineno, first_offset, self._future(ts))
+                    break
+            else:
+                parsed += 1
+                for event in events:
+                    if type(event) is Request and event.cost_usd is None:
+                        event = self._fill_cost(event)
+                    append(event)
         last_ts = stats.last_event_ts
         for event in out:
             ts = event.ts
@@ -104,6 +126,12 @@ class Ingestor:
         stats.lines_skipped += skipped
         stats.last_event_ts = last_ts
         return out
+
+    def _future(self, ts: float) -> InvalidLine:
+        ahead = ts - self.wall()
+        hint = " (milliseconds? ts is in seconds)" if ts > 1e11 else ""
+        return InvalidLine("future_ts", f"ts={ts:.10g} is {ahead:.6g} s ahead of the clock, more than "
+                                        f"--max-future-skew {self.max_future_skew:g} s{hint}")
 
     def _reject(self, stats: FileStats, path: str, lines: list[bytes], index: int, first_lineno: int,
                 first_offset: int, err: InvalidLine) -> None:

@@ -76,6 +76,20 @@ class Store:
     def dump_files(self) -> dict[str, Any]:
         return {"slots": list(FILE_SLOTS), "files": {path: st.values() for path, st in self.files.items()}}
 
+    def repair_times(self, latest: float) -> dict[str, int]:
+        """Event times beyond ``latest`` in restored state: see ``Usage.repair_times``; a file's newest
+        event time beyond it is forgotten (the gauge returns with the file's next event)."""
+        files = 0
+        for stats in self.files.values():
+            if stats.last_event_ts is not None and stats.last_event_ts > latest:
+                stats.last_event_ts = None
+                files += 1
+        known = [st.last_event_ts for st in self.files.values() if st.last_event_ts is not None]
+        repaired = self.usage.repair_times(latest, known)
+        if files:
+            repaired["files"] = files
+        return repaired
+
     def load_files(self, data: Any) -> None:
         if data["slots"] != list(FILE_SLOTS):
             raise ValueError(f"file records hold {data['slots']}, this version keeps {list(FILE_SLOTS)}")

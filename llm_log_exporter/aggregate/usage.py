@@ -8,6 +8,7 @@ family table (``families``), so a family added there gets its slot here and in t
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
@@ -246,6 +247,44 @@ class Usage:
         }
 
     # ----------------------------------------------------------------- the state file
+
+    def repair_times(self, latest: float, known: list[float]) -> dict[str, int]:
+        """Undo event times beyond ``latest`` that a restored state carries (written before lines from the
+        future were rejected, or by a host whose clock ran ahead); returns the values repaired by part.
+
+        The clock goes back to the newest sound time the state knows (``known`` adds the files' newest
+        events); stream starts and breaker openings beyond it are brought back to it, so they expire and
+        cool down from there; a budget window of a later period than ``latest`` is dropped (its spend
+        came from such a line, and it hid the current period's). Reading ``latest`` is the caller's job.
+        """
+        repaired = {"clock": 0, "streams": 0, "breakers": 0, "budgets": 0}
+        if self.clock is None or self.clock <= latest:
+            poisoned = False
+        else:
+            poisoned = True
+            repaired["clock"] = 1
+        sound = [t for t in (*known, *self.streams.starts.values(),
+                             *(p.opened_at for p in self.breakers.providers.values())) if t is not None and t <= latest]
+        if poisoned:
+            self.clock = max(sound, default=None)
+        anchor = self.clock if self.clock is not None else latest
+        starts = self.streams.starts
+        for call_id, start in starts.items():
+            if start is not None and start > latest:
+                starts[call_id] = anchor
+                repaired["streams"] += 1
+        if repaired["streams"]:
+            self.streams.next_due = min((s for s in starts.values() if s is not None), default=math.inf)
+        for entry in self.breakers.providers.values():
+            if entry.opened_at > latest:
+                entry.opened_at = anchor
+                repaired["breakers"] += 1
+        windows = self.budgets.windows
+        for tenant, (start, _) in list(windows.items()):
+            if start > latest:
+                del windows[tenant]
+                repaired["budgets"] += 1
+        return {part: n for part, n in repaired.items() if n}
 
     def dump(self) -> dict[str, Any]:
         return {

@@ -4,11 +4,17 @@ Each owner of values (the store's usage and file records, the tailer, the state 
 hands over a ``Snapshot``, copied under its own lock (short); the families are built outside it, so a
 scrape never holds up ingestion for longer than the copy. What a family shows and how follows from its
 row in ``aggregate.families`` alone; nothing here names a family.
+
+A scrape never fails because one family does: an owner whose snapshot raises, or a family whose build
+raises, is left out of that scrape, logged (the first time with its traceback, then at most once a second)
+and counted in ``llm_exporter_scrape_errors_total{family}``; every other family is served.
 """
 
 from __future__ import annotations
 
+import logging
 import platform
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,12 +24,16 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from llm_log_exporter import __version__
-from llm_log_exporter.aggregate.checkpoint import LOAD_RESULTS, Checkpointer
+from llm_log_exporter.aggregate.checkpoint import LOAD_RESULTS, REPAIR_PARTS, Checkpointer
 from llm_log_exporter.aggregate.families import FAMILIES, Family, Histogram, Keyed, Slots, Table, View
+from llm_log_exporter.aggregate.ingest import RateLimitedLog
 from llm_log_exporter.aggregate.store import FILE_SLOTS, Store
 from llm_log_exporter.aggregate.usage import INDEX, TABLES
 from llm_log_exporter.exposition.text import CounterRows, GaugeRows, HistogramRows
 from llm_log_exporter.tailer import Tailer
+from llm_log_exporter.tailing.discovery import FILE_STATES
+
+log = logging.getLogger("llm_log_exporter")
 
 Rows = list[tuple[tuple[str, ...], Any]]
 _INDEX = {"usage": INDEX, "files": {slot: i for i, slot in enumerate(FILE_SLOTS)}}
@@ -104,35 +114,107 @@ def build(family: Family, exposed: str, snap: Snapshot) -> Metric | None:
     return metric
 
 
+class ScrapeErrors:
+    """Families left out of a scrape because computing them raised; shared by every collector of a registry."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts: dict[str, int] = {}  # family name → scrapes it was left out of
+        self._seen: set[str] = set()
+        self._log = RateLimitedLog()
+
+    def failed(self, families: Iterable[str], exc: BaseException) -> None:
+        names = list(families)
+        key = f"{','.join(names)}: {type(exc).__name__}"
+        with self.lock:
+            for name in names:
+                self.counts[name] = self.counts.get(name, 0) + 1
+            first = key not in self._seen
+            self._seen.add(key)
+        if first:
+            log.error("scrape: left out %s: %s: %s (the other families are served; counted in "
+                      "llm_exporter_scrape_errors_total)", ", ".join(names), type(exc).__name__, exc, exc_info=exc)
+        else:
+            self._log.warning("scrape: left out %s again: %s: %s", ", ".join(names), type(exc).__name__, exc)
+
+    def snapshot(self) -> Snapshot:
+        with self.lock:
+            return Snapshot(views={"scrape_errors": dict(self.counts)})
+
+
 class FamilyCollector(Collector):
     """Yields the families of the given owners, in table order; ``describe`` lets the registry check names."""
 
-    def __init__(self, owners: dict[str, Owner], namespace: str = "llm") -> None:
+    def __init__(self, owners: dict[str, Owner], namespace: str = "llm", errors: ScrapeErrors | None = None) -> None:
         self.owners = owners
         self.namespace = namespace
         self.families = [family for family in FAMILIES if family.owner in owners]
+        self.errors = errors if errors is not None else ScrapeErrors()
 
     def describe(self) -> Iterator[Metric]:
         for family in self.families:
             yield Metric(family.exposed(self.namespace), family.help, family.type)
 
     def collect(self) -> Iterator[Metric]:
-        snapshots = {name: owner() for name, owner in self.owners.items()}
+        snapshots: dict[str, Snapshot | None] = {}
+        failed: set[str] = set()
+        for name, owner in self.owners.items():
+            try:
+                snapshots[name] = owner()
+            except Exception as exc:
+                failed.add(name)
+                self.errors.failed((f.exposed(self.namespace) for f in self.families if f.owner == name), exc)
         for family in self.families:
+            if family.owner in failed:
+                continue
             snap = snapshots[family.owner]
-            if snap is not None:
-                metric = build(family, family.exposed(self.namespace), snap)
-                if metric is not None:
-                    yield metric
+            if snap is None:
+                continue
+            exposed = family.exposed(self.namespace)
+            try:
+                metric = build(family, exposed, snap)
+            except Exception as exc:
+                self.errors.failed((exposed,), exc)
+                continue
+            if metric is not None:
+                yield metric
+
+
+class Guarded(Collector):
+    """Another library's collector (process, platform) under the same rule: a failure leaves it out."""
+
+    def __init__(self, inner: Collector, name: str, errors: ScrapeErrors) -> None:
+        self.inner = inner
+        self.name = name
+        self.errors = errors
+
+    def describe(self) -> Iterable[Metric]:
+        describe = getattr(self.inner, "describe", None)
+        return describe() if describe is not None else []
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            return list(self.inner.collect())
+        except Exception as exc:
+            self.errors.failed((self.name,), exc)
+            return []
 
 
 # ----------------------------------------------------------------- the owners' snapshots
 
 
 def store_owners(store: Store) -> dict[str, Owner]:
-    """The store's three owners: per-file records, the ready flag and build info, and usage (once ready)."""
+    """The store's three owners: per-file records (once ready), the ready flag and build info, and usage
+    (once ready).
 
-    def files() -> Snapshot:
+    Per-file counters wait for the initial read like usage does: restored from a state file they stand at
+    the last save, lower than what the process served before a SIGKILL until the lines after that save
+    are read again, and Prometheus would take the dip for a counter reset (``increase()`` jumps). Once
+    ready they are back at least where they were, so they never go down across a restart."""
+
+    def files() -> Snapshot | None:
+        if not store.ready.is_set():
+            return None
         with store.lock:
             return Snapshot(records={"files": [((path,), st.values()) for path, st in store.files.items()]})
 
@@ -153,10 +235,17 @@ def store_owners(store: Store) -> dict[str, Owner]:
     return {"files": files, "store": status, "usage": usage}
 
 
+def scrape_owner(errors: ScrapeErrors) -> Owner:
+    return errors.snapshot
+
+
 def tailer_owner(tailer: Tailer) -> Owner:
     def snapshot() -> Snapshot:
         lag = tailer.lag_bytes()
-        return Snapshot(views={"lag_bytes": dict(sorted(lag.items())), "watched_files": len(lag)})
+        states = {(pattern, state): 1.0 if now == state else 0.0
+                  for pattern, now in tailer.file_states().items() for state in FILE_STATES}
+        return Snapshot(views={"lag_bytes": dict(sorted(lag.items())), "watched_files": len(lag),
+                               "file_state": states})
 
     return snapshot
 
@@ -166,6 +255,7 @@ def checkpoint_owner(checkpointer: Checkpointer) -> Owner:
         return Snapshot(views={
             "state_saves": dict(checkpointer.writes),
             "state_load_info": {result: 1.0 if checkpointer.load_result == result else 0.0 for result in LOAD_RESULTS},
+            "state_repairs": {part: checkpointer.repairs.get(part, 0) for part in REPAIR_PARTS},
             "state_last_save": checkpointer.last_write,
         })
 

@@ -6,15 +6,24 @@ connection gets a worker thread that does the TLS handshake, reads requests and 
 under deadlines (``read_timeout`` for the handshake, each request's head and keep-alive idling;
 ``write_timeout`` for each response), and at most ``max_connections`` connections are served at
 once — further ones wait in the listen backlog, as with Go's LimitListener.
+
+Idle connections never delay a scrape: at the limit, the connection idle longest (waiting for a request,
+or for its first byte) is closed to make room, and a new connection that sends nothing is closed after
+``SILENT_TIMEOUT``. When the process runs out of descriptors, ``accept`` fails with EMFILE: one
+descriptor kept in reserve is given up to accept (and serve) one connection at a time, and the loop
+backs off instead of spinning, so /metrics, /healthz and /readyz keep answering.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import io
 import ipaddress
 import logging
+import os
+import select
 import selectors
 import socket
 import ssl
@@ -26,6 +35,7 @@ from urllib.parse import urlsplit
 from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
+from llm_log_exporter.aggregate.ingest import RateLimitedLog
 from llm_log_exporter.exposition.collector import Owner, Snapshot
 from llm_log_exporter.exposition.text import render_text
 from llm_log_exporter.exposition.webconfig import WebConfig, WebConfigSource
@@ -38,7 +48,10 @@ _LANDING = b"""<html><head><title>llm-log-exporter</title></head><body>
 &middot; <a href="/readyz">readyz</a></p></body></html>
 """
 _PLAIN = WebConfig()
-ERROR_REASONS = ("handshake_timeout", "handshake_failed", "client_cert_rejected", "read_timeout", "auth_failed")
+ERROR_REASONS = ("handshake_timeout", "handshake_failed", "client_cert_rejected", "read_timeout", "auth_failed",
+                 "evicted_idle", "fd_exhausted")
+SILENT_TIMEOUT = 2.0  # seconds a new connection may stay silent (at most --web.read-timeout)
+_OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 def is_loopback(host: str) -> bool:
@@ -74,6 +87,18 @@ class ServerStats:
             self.errors[reason] += 1
 
 
+class _Conn:
+    """One served connection: its current socket (the TLS one after the handshake) and since when it has
+    been waiting for a request (None while a request is read or answered)."""
+
+    __slots__ = ("evicted", "idle_since", "sock")
+
+    def __init__(self, sock: socket.socket, now: float) -> None:
+        self.sock = sock
+        self.idle_since: float | None = now
+        self.evicted = False
+
+
 class MetricsServer:
     """Bound at construction (so a port in use fails early); ``serve_forever`` runs the accept loop."""
 
@@ -95,7 +120,15 @@ class MetricsServer:
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
         self.stats = ServerStats()
-        self._slots = threading.BoundedSemaphore(max_connections)
+        self.max_connections = max_connections
+        self.silent_timeout = min(SILENT_TIMEOUT, read_timeout)
+        self._conns: set[_Conn] = set()
+        self._cond = threading.Condition()
+        self._reserve: int | None = None
+        self._reserve_lock = threading.Lock()  # the accept loop gives it up, a worker takes it back
+        self._restore_reserve()
+        self._backoff = 0.0  # seconds to wait after an accept that found no descriptor; 0 when all is well
+        self._fd_log = RateLimitedLog(60.0)
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
@@ -127,30 +160,94 @@ class MetricsServer:
             with selectors.DefaultSelector() as selector:
                 selector.register(self.socket, selectors.EVENT_READ)
                 while not self._stop.is_set():
-                    if not self._slots.acquire(timeout=0.2):
-                        continue  # every worker busy: new connections wait in the backlog
-                    conn = self._accept(selector)
-                    if conn is None:
-                        self._slots.release()
+                    if not selector.select(timeout=0.2) or not self._make_room():
+                        continue  # nothing pending, or every connection busy: new ones wait in the backlog
+                    accepted = self._accept()
+                    if accepted is None:
                         continue
-                    threading.Thread(target=self._connection, args=conn, name="http-conn", daemon=True).start()
+                    sock, addr, reserved = accepted
+                    conn = _Conn(sock, time.monotonic())
+                    with self._cond:
+                        self._conns.add(conn)
+                    threading.Thread(target=self._connection, args=(conn, addr, reserved), name="http-conn",
+                                     daemon=True).start()
         finally:
             self._stopped.set()
 
-    def _accept(self, selector: selectors.BaseSelector) -> tuple[socket.socket, tuple] | None:
-        if not selector.select(timeout=0.2):
-            return None
+    def _make_room(self, limit: int | None = None) -> bool:
+        """Fewer than ``limit`` (default: max_connections) connections, closing the one idle longest if need be."""
+        limit = self.max_connections if limit is None else limit
+        with self._cond:
+            if sum(1 for c in self._conns if not c.evicted) >= limit:
+                self._evict_idle()
+            return self._cond.wait_for(lambda: len(self._conns) < limit, timeout=0.2)
+
+    def _evict_idle(self) -> bool:
+        """Close the connection idle longest (its worker wakes, closes it and frees its slot); lock held."""
+        idle = [c for c in self._conns if not c.evicted and c.idle_since is not None]
+        if not idle:
+            return False
+        victim = min(idle, key=lambda c: c.idle_since or 0.0)
+        victim.evicted = True
+        self.stats.error("evicted_idle")
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(victim.sock, socket.SHUT_RDWR)
+        return True
+
+    def _accept(self) -> tuple[socket.socket, tuple, bool] | None:
+        """A pending connection, and whether it holds the reserved descriptor; None when there is none."""
         try:
             sock, addr = self.socket.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return None
-        except OSError as err:  # EMFILE and friends: back off rather than spin
-            log.warning("accept failed: %s", err)
-            time.sleep(0.1)
-            return None
+        except OSError as err:
+            if err.errno not in _OUT_OF_FDS:
+                log.warning("accept failed: %s", err)
+                time.sleep(0.05)
+                return None
+            return self._accept_on_reserve(err)
+        if self._backoff:
+            self._backoff = 0.0
+            log.debug("file descriptors available again: connections are accepted as usual")
         with self.stats.lock:
             self.stats.accepted += 1
-        return sock, addr
+        return sock, addr, False
+
+    def _accept_on_reserve(self, err: OSError) -> tuple[socket.socket, tuple, bool] | None:
+        """Out of descriptors: accept one connection on the reserved descriptor, or back off."""
+        self.stats.error("fd_exhausted")
+        self._fd_log.warning("accept failed: %s: the process is out of file descriptors (see ulimit -n, and "
+                             "--max-open-files); closing idle connections and answering from a reserved descriptor "
+                             "(counted in llm_exporter_http_connection_errors_total{reason=\"fd_exhausted\"})", err)
+        with self._cond:  # an idle connection's descriptor is the first to give back
+            live = sum(1 for c in self._conns if not c.evicted)
+        if live and self._make_room(live):
+            self._backoff = self._backoff or 0.01
+            return None  # its descriptor is free now: the next accept takes it
+        with self._reserve_lock:
+            reserve, self._reserve = self._reserve, None
+        if reserve is not None:
+            os.close(reserve)
+            try:
+                sock, addr = self.socket.accept()
+            except OSError:
+                self._restore_reserve()
+            else:
+                self._backoff = self._backoff or 0.01
+                with self.stats.lock:
+                    self.stats.accepted += 1
+                return sock, addr, True
+        # The reserve is serving a connection (or the descriptor went elsewhere): wait, growing the wait.
+        self._backoff = min(max(self._backoff * 2, 0.01), 0.5)
+        self._stop.wait(self._backoff)
+        self._restore_reserve()
+        return None
+
+    def _restore_reserve(self) -> None:
+        with self._reserve_lock:
+            if self._reserve is None:
+                with contextlib.suppress(OSError):  # still out of descriptors: the next EMFILE tries again
+                    self._reserve = os.open(os.devnull, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
 
     def shutdown(self) -> None:
         self._stop.set()
@@ -158,12 +255,18 @@ class MetricsServer:
 
     def server_close(self) -> None:
         self.socket.close()
+        with self._reserve_lock:
+            reserve, self._reserve = self._reserve, None
+        if reserve is not None:
+            with contextlib.suppress(OSError):
+                os.close(reserve)
 
     # ----------------------------------------------------------------- one connection (worker thread)
 
-    def _connection(self, sock: socket.socket, addr: tuple) -> None:
+    def _connection(self, conn: _Conn, addr: tuple, reserved: bool) -> None:
         with self.stats.lock:
             self.stats.open += 1
+        sock = conn.sock
         try:
             config = self.config()
             sock.settimeout(self.read_timeout)
@@ -173,21 +276,28 @@ class MetricsServer:
                 tls = self._handshake(sock, config)
                 if tls is None:
                     return
-                sock = tls
-            _Handler(sock, addr, self, config)
+                sock = conn.sock = tls
+            _Handler(sock, addr, self, config, conn)
         except Exception as exc:  # a broken client must never take the server down
             log.debug("connection from %s: %s", addr, exc)
         finally:
             with contextlib.suppress(OSError):
                 sock.close()
+            if reserved:
+                self._restore_reserve()
             with self.stats.lock:
                 self.stats.open -= 1
-            self._slots.release()
+            with self._cond:
+                self._conns.discard(conn)
+                self._cond.notify_all()
 
     def _handshake(self, sock: socket.socket, config: WebConfig) -> ssl.SSLSocket | None:
         """TLS handshake bounded by read_timeout in total (CPython applies the timeout to the whole
         handshake, not per read, so a byte-a-second client cannot stretch it)."""
         assert config.ssl_context is not None
+        if not _readable(sock, self.silent_timeout):
+            self.stats.error("handshake_timeout")  # sent nothing, not even a ClientHello
+            return None
         try:
             tls = config.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         except (OSError, ValueError):
@@ -210,6 +320,15 @@ class MetricsServer:
         return tls
 
 
+def _readable(sock: socket.socket, timeout: float) -> bool:
+    """Whether the peer sent something (or hung up) within ``timeout``; poll() needs no descriptor of its own."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLPRI)
+    with contextlib.suppress(InterruptedError):
+        return bool(poller.poll(timeout * 1000))
+    return False
+
+
 def _san_allowed(tls: ssl.SSLSocket, allowed: frozenset[str]) -> bool:
     cert = tls.getpeercert() or {}
     return any(value in allowed for _, value in cert.get("subjectAltName", ()))
@@ -227,8 +346,15 @@ class _DeadlineReader(io.RawIOBase):
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
         handler = self._handler
+        conn = handler.conn
         try:
-            remaining = handler.deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = handler.deadline - now
+            if not handler.received:  # waiting for a request: idle, and the first one must start soon
+                if conn.idle_since is None:
+                    conn.idle_since = now
+                if handler.first:
+                    remaining = min(remaining, handler.silent_until - now)
             if remaining <= 0:
                 raise TimeoutError("request not received in time")
             self._sock.settimeout(remaining)
@@ -237,6 +363,8 @@ class _DeadlineReader(io.RawIOBase):
             if handler.received:  # a request started but did not finish; plain keep-alive idling is no error
                 handler.server.stats.error("read_timeout")
             raise
+        if n:
+            conn.idle_since = None
         handler.received += n
         return n
 
@@ -260,9 +388,13 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "llm-log-exporter"
 
-    def __init__(self, sock: socket.socket, addr: tuple, server: MetricsServer, config: WebConfig) -> None:
+    def __init__(self, sock: socket.socket, addr: tuple, server: MetricsServer, config: WebConfig,
+                 conn: _Conn) -> None:
         self.config = config
+        self.conn = conn
         self.deadline = time.monotonic() + server.read_timeout
+        self.silent_until = time.monotonic() + server.silent_timeout  # for the first byte of the first request
+        self.first = True
         self.received = 0  # bytes of the current request
         super().__init__(sock, addr, server)  # type: ignore[arg-type]
 
@@ -279,6 +411,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.deadline = time.monotonic() + self.server.read_timeout  # idle + request head
         self.received = 0
         super().handle_one_request()
+        self.first = False
 
     def do_GET(self) -> None:
         if self._authorized():

@@ -136,6 +136,7 @@ def replay(
     """Read ``sources`` in event-time order through ``ingestor`` into ``store`` and write the backfill."""
     began = time.perf_counter()
     now = time.time() if now is None else now
+    ingestor.wall = lambda: now  # --max-future-skew is measured from the replay's now, as live from the clock
     store.ready.set()
     timeline = Timeline(sources, ingestor, options.max_reorder, max_line_bytes)
     writer = OpenMetricsWriter(out, options.labels, options.run_bytes, options.spool_dir)

@@ -42,8 +42,9 @@ class TimelineStats:
     oversized: int = 0
 
 
-def _first_ts(source: Source, parse: Callable, max_line_bytes: int) -> float:
-    """The first event time of an input, read without any accounting; -inf when none is found early."""
+def _first_ts(source: Source, parse: Callable, max_line_bytes: int, latest: float = math.inf) -> float:
+    """The first event time of an input, read without any accounting; -inf when none is found early.
+    Times after ``latest`` are skipped: such lines are rejected (``future_ts``) and must not order the input."""
     if source.path == STDIN:
         return -math.inf
     reader = Reader(source, max_line_bytes)
@@ -56,7 +57,7 @@ def _first_ts(source: Source, parse: Callable, max_line_bytes: int) -> float:
             except InvalidLine:
                 events = []
             for event in events:
-                if event.ts is not None:
+                if event.ts is not None and event.ts <= latest:
                     return event.ts
             if seen >= PEEK_LINES:
                 return -math.inf
@@ -106,8 +107,9 @@ class Timeline:
 
     def _merge(self) -> Iterator[Item]:
         parse = self.ingestor.parse
+        latest = self.ingestor.latest_allowed()
         order = sorted(
-            ((_first_ts(s, parse, self.max_line_bytes), index, s) for index, s in enumerate(self.sources)),
+            ((_first_ts(s, parse, self.max_line_bytes, latest), index, s) for index, s in enumerate(self.sources)),
             key=lambda item: (item[0], item[1]),
         )
         waiting = iter(order)

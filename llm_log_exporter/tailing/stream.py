@@ -17,6 +17,12 @@ Lifecycle of a ``FileStream`` (the tailer drives it; every step happens in the p
   deleted, the stream is **retired**: read to EOF once more, its unterminated last line dropped as
   incomplete (its writer never finished it), its fd closed. The new file at the path is opened from
   byte 0 and counted as a rotation.
+* **Parked** (``--max-open-files``): when every descriptor the tailer may use is taken and another file
+  needs one, the stream read longest ago that holds no partial line gives its descriptor back. It keeps
+  everything else (identity, offset, line number, fingerprints), so it is still followed: when its path
+  shows another size or modification time it is **reopened by path**, checked to be the same identity,
+  checked for truncation, and read on. A parked file whose path no longer names it is looked for in its
+  directory by identity and fingerprints (a rotation), finished and retired.
 * **Closed** at shutdown; a held partial line is not consumed, so a restart with ``--state-file`` reads it
   again whole.
 """
@@ -25,12 +31,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import threading
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
 from llm_log_exporter.tailing.lines import LineSplitter
-from llm_log_exporter.tailing.positions import FP_BYTES
+from llm_log_exporter.tailing.positions import FP_BYTES, OPEN_FLAGS
 
 Ident = tuple[int, int]
 
@@ -65,6 +73,48 @@ class FileStream:
     lines: LineSplitter
     fp: bytes = b""  # up to FP_BYTES bytes before the read position: detects truncate-and-regrow between polls
     head: bytes = b""  # up to FP_BYTES first bytes of the file: part of its identity in a saved position
+    active: float = 0.0  # monotonic time of the last read that found bytes (least recent is parked first)
+    # While parked: (size, mtime in ns) when everything had been read, None when unread bytes were left.
+    seen: tuple[int, int] | None = None
+
+    @property
+    def parked(self) -> bool:
+        return self.fd < 0
+
+    def parkable(self) -> bool:
+        """Open, no partial line held, and fingerprints complete: nothing needs the descriptor to resume."""
+        n = min(self.lines.offset, FP_BYTES)
+        return self.fd >= 0 and not self.lines.tail and len(self.fp) == n and len(self.head) == n
+
+    def park(self) -> None:
+        """Give the descriptor back; the caller holds the tailer's lock (a scrape may be reading the fd)."""
+        try:
+            s = os.fstat(self.fd)
+            self.seen = (s.st_size, s.st_mtime_ns) if s.st_size == self.lines.offset else None
+        except OSError:
+            self.seen = None
+        self.close()
+        self.fd = -1
+
+    def changed(self, now: tuple[int, int] | None) -> bool:
+        """Whether a parked file, whose path shows ``now``, has something to read (or to check)."""
+        return self.seen is None or (now is not None and now != self.seen)
+
+    def reopen(self, path: str) -> bool:
+        """Open ``path`` again; False (and still parked) unless it is the same regular file."""
+        try:
+            fd = os.open(path, OPEN_FLAGS)
+        except OSError:
+            return False
+        try:
+            s = os.fstat(fd)
+            if stat.S_ISREG(s.st_mode) and (s.st_dev, s.st_ino) == self.ident:
+                self.fd = fd
+                return True
+        except OSError:
+            pass
+        os.close(fd)
+        return False
 
     @property
     def offset(self) -> int:
@@ -94,6 +144,7 @@ class FileStream:
             if not data:
                 return
             self.sink.on_read(self.path, len(data))
+            self.active = time.monotonic()
             self._remember(data)
             self.lines.feed(data, self._on_lines, self._on_oversized)
             if stop is not None and stop.is_set():

@@ -4,6 +4,11 @@ Each line is one ``O_APPEND`` write of the complete line, so lines of concurrent
 processes, workers of a proxy) never interleave. Before a write the path is ``stat``-ed (~1 µs): when it
 names another file (renamed by logrotate, deleted) the old descriptor is closed and the path reopened.
 A failed write closes the descriptor too, so the next write starts on a fresh one.
+
+A write cut short (a full disk: ENOSPC after part of the line) must not corrupt the *next* line, which
+would be glued to the fragment. The fragment is cut off again at once when nothing was appended after
+it (the usual case); otherwise the next line this writer appends starts with a newline, so the fragment
+stands alone as one invalid line. The caller counts the lost line (``UsageLogger.errors``).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ class LogFile:
         self.lock = threading.Lock()
         self._fd: int | None = None
         self._ident: tuple[int, int] | None = None
+        # A partial line left behind: (file identity, its start, its end); the next line mends it.
+        self._fragment: tuple[tuple[int, int], int, int] | None = None
 
     def append(self, data: bytes) -> None:
         with self.lock:
@@ -46,16 +53,58 @@ class LogFile:
                 fd = None
         if fd is None:
             fd = self._open_locked()
+        mending = self._fragment is not None and self._mend(fd)
+        if mending:
+            data = b"\n" + data  # the fragment becomes a line of its own; this line stays whole
+        written = 0
         try:
             view = memoryview(data)
             while view:
                 n = os.write(fd, view)
                 if n <= 0:
                     raise OSError("os.write wrote 0 bytes")
+                written += n
                 view = view[n:]
         except BaseException:
+            if mending and written:
+                self._fragment = None  # the newline got in: the old fragment is a line of its own now
+                written -= 1
+            if written:
+                self._cut(fd, written)
             self._close_locked()  # reopen on next write (EBADF, ENOSPC, stale NFS handle...)
             raise
+        if mending:
+            self._fragment = None
+
+    def _cut(self, fd: int, written: int) -> None:
+        """``written`` bytes of a line got in: take them back if they still end the file, else remember them."""
+        end = -1  # unknown: the next line starts with a newline
+        try:
+            end = os.lseek(fd, 0, os.SEEK_CUR)  # O_APPEND: just after the bytes this write added
+            if os.fstat(fd).st_size == end:
+                os.ftruncate(fd, end - written)
+                return
+        except OSError:
+            pass
+        if self._ident is not None:
+            self._fragment = (self._ident, end - written, end)
+
+    def _mend(self, fd: int) -> bool:
+        """Before the next line: cut the fragment if it is still the end of the file; True when the line
+        must start with a newline instead (something was appended after it)."""
+        assert self._fragment is not None
+        ident, start, end = self._fragment
+        if ident != self._ident:  # the file was rotated: the fragment ends the old one, the new one is clean
+            self._fragment = None
+            return False
+        try:
+            if end >= 0 and os.fstat(fd).st_size == end:
+                os.ftruncate(fd, start)
+                self._fragment = None
+                return False
+        except OSError:
+            pass
+        return True
 
     def _open_locked(self) -> int:
         fd = open_append(self.path)  # 0600; no planted symlink in world-writable dirs (docs/security.md)
