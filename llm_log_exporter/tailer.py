@@ -11,6 +11,7 @@ The promise: every complete line is delivered exactly once and a partial line ne
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import stat
@@ -68,6 +69,10 @@ class Tailer:
         self._streams: dict[str, FileStream] = {}
         self._lock = threading.Lock()  # guards _streams swaps and fd closes against files/lag_bytes
         self._vacated: set[str] = set()  # paths whose file left; a new file there is a rotation
+        # Files whose path now names another file but that are still linked somewhere this poll's listing did
+        # not show (a rotation chain renaming while discovery ran): kept, and drained, for one more poll.
+        self._unseen: dict[Ident, FileStream] = {}
+        self._globbing = any(glob.has_magic(p) for p in self._discovery.patterns)  # a new name can match
         self._start_paths: set[str] | None = None  # from_end: paths seen at the first poll, not yet opened
         self._open_errors: dict[str, int | None] = {}
         self._read_errors: dict[str, int | None] = {}
@@ -132,7 +137,7 @@ class Tailer:
         """One wake: read open files to EOF, then rediscover paths and apply rotations."""
         if self._closed:
             return
-        for st in list(self._streams.values()):
+        for st in [*self._streams.values(), *self._unseen.values()]:
             self._guarded(self._service, st)
         if self._stop is not None and self._stop.is_set():
             return  # shutting down: no rotation handling on half-read files
@@ -150,7 +155,8 @@ class Tailer:
         self._closed = True
         self._watches.close()
         with self._lock:
-            streams, self._streams = list(self._streams.values()), {}
+            streams, self._streams = [*self._streams.values(), *self._unseen.values()], {}
+            self._unseen = {}
             for st in streams:
                 st.close()
         self._wake.set()
@@ -268,6 +274,7 @@ class Tailer:
             where.setdefault(ident, path)
         keep: dict[str, FileStream] = {}
         retired: list[FileStream] = []
+        unseen: dict[Ident, FileStream] = {}
         for path, st in self._streams.items():
             if found.get(path) == st.ident:
                 keep[path] = st
@@ -276,10 +283,23 @@ class Tailer:
                 keep[st.path] = st
             elif path not in found and st.still_linked():
                 keep[path] = st  # renamed away: a writer may still append to it
+            elif self._globbing and st.still_linked():
+                unseen[st.ident] = st  # replaced at its path, renamed to a name this listing may have missed
+                self._vacated.add(path)
+                self._guarded(self._drain, st)
+            else:
+                retired.append(st)
+        for ident, st in self._unseen.items():  # given one more listing: found under a new name, or done
+            dest = where.get(ident)
+            if dest is not None and dest not in keep:
+                st.path, st.watch_dir = dest, real_dir(dest)
+                self._vacated.discard(dest)
+                keep[dest] = st
             else:
                 retired.append(st)
         with self._lock:
             self._streams = keep
+            self._unseen = unseen
         for st in retired:
             self._retire(st)
 
@@ -297,7 +317,7 @@ class Tailer:
         self._vacated.add(st.path)
 
     def _open_new(self, found: dict[str, Ident]) -> None:
-        followed = {st.ident for st in self._streams.values()}
+        followed = {st.ident for st in [*self._streams.values(), *self._unseen.values()]}
         for path, ident in found.items():
             if path in self._streams or ident in followed:
                 continue
