@@ -1,7 +1,10 @@
-"""Shared fixtures: a usage log path per test, and one real Prometheus server per test session."""
+"""Shared fixtures: a usage log path per test, one real Prometheus server and one container image per test
+session. Tests that need the image run last, so the base image that scripts/test.sh starts making in the
+background is ready by then."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,3 +24,19 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
     server = PrometheusServer(Path(tmp_path_factory.mktemp("prometheus")))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def container_image() -> Iterator[object]:
+    """The Dockerfile built once per session with podman (tests/containers.py); removed at the end."""
+    from tests.containers import Engine, build_image
+
+    engine = Engine()
+    image = build_image(engine, f"localhost/llm-log-exporter:test-{os.getpid()}")
+    yield image
+    engine.run("rmi", "-f", image.tag, check=False)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Container tests last (stable order otherwise)."""
+    items.sort(key=lambda item: "container_image" in getattr(item, "fixturenames", ()))
