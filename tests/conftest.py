@@ -1,10 +1,9 @@
 """Shared fixtures: a usage log path per test, one real Prometheus server and one container image per test
-session. Tests that need the image run last, so the base image that scripts/test.sh starts making in the
-background is ready by then."""
+session. Tests that need the image run last, so the image that scripts/test.sh starts making in the background is
+ready by then."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,14 +26,11 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
 
 
 @pytest.fixture(scope="session")
-def container_image() -> Iterator[object]:
-    """The Dockerfile built once per session with podman (tests/containers.py); removed at the end."""
-    from tests.containers import Engine, build_image
+def container_image() -> object:
+    """The Dockerfile built with podman once per session, or ahead of it (tests/containers.py)."""
+    from tests.containers import Engine, session_image
 
-    engine = Engine()
-    image = build_image(engine, f"localhost/llm-log-exporter:test-{os.getpid()}")
-    yield image
-    engine.run("rmi", "-f", image.tag, check=False)
+    return session_image(Engine())
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -5,12 +5,19 @@ where it works) so they neither see nor disturb the machine's images, and script
 where no systemd runs (this project's CI machines: runc, cgroupfs, ulimits within the hard limit).
 
 On a machine that can run them — root, with apt-get to install podman and debootstrap — a container
-test that cannot run is a failure; elsewhere it is skipped with the reason. ``python -m tests.containers
-base`` makes the base image ahead of the tests (scripts/test.sh runs it in the background).
+test that cannot run is a failure; elsewhere it is skipped with the reason.
+
+The image is tagged by a digest of the Dockerfile and the build context, so ``python -m tests.containers
+prepare`` can make the base image and build the image ahead of the tests (scripts/test.sh runs it in the
+background, niced, while the other tests run); the session then finds it, or builds it itself. A lock
+keeps the two from building at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -18,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,16 +143,64 @@ def build_image(engine: Engine, tag: str) -> Image:
     return Image(proc.stdout.strip().splitlines()[-1], engine)
 
 
+def context_digest() -> str:
+    """Of what the build reads: the Dockerfile and the files .dockerignore lets into the context."""
+    from tests.test_container import build_context
+
+    digest = hashlib.sha256((ROOT / "Dockerfile").read_bytes())
+    with tempfile.TemporaryDirectory() as tmp:
+        for rel in build_context(Path(tmp)):
+            digest.update(rel.encode() + b"\0" + (Path(tmp) / rel).read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def prepare_lock() -> Iterator[None]:
+    path = cache_root() / "podman-prepare.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def session_image(engine: Engine) -> Image:
+    """The image of this checkout: built ahead (``prepare``) or now; waits for a ``prepare`` under way."""
+    tag = f"localhost/llm-log-exporter:test-{context_digest()}"
+    with prepare_lock():
+        if engine.run("image", "exists", tag, check=False).returncode == 0:
+            return Image(tag, engine)
+        return build_image(engine, tag)
+
+
+def prune(engine: Engine, keep: str, days: float = 2.0) -> None:
+    """Drop test images of other checkouts older than ``days`` (small: they share the base's layers)."""
+    listed = engine.run("images", "--format", "{{.Repository}}:{{.Tag}} {{.CreatedAt}}",
+                        "--filter", "reference=localhost/llm-log-exporter:test-*", check=False)
+    for line in listed.stdout.splitlines():
+        name, _, created = line.partition(" ")
+        try:
+            age = time.time() - time.mktime(time.strptime(created[:19], "%Y-%m-%d %H:%M:%S"))
+        except ValueError:
+            continue
+        if name != keep and age > days * 86400:
+            engine.run("rmi", name, check=False)
+
+
 def main(argv: Sequence[str]) -> int:
-    """``python -m tests.containers base``: the base image, made now (quietly skipped where it cannot be)."""
-    if list(argv) != ["base"]:
-        print("usage: python -m tests.containers base", file=sys.stderr)
+    """``python -m tests.containers prepare``: base image and image, made now; quiet where they cannot be."""
+    if list(argv) != ["prepare"]:
+        print("usage: python -m tests.containers prepare", file=sys.stderr)
         return 2
     started = time.monotonic()
-    proc = Engine().smoke("--base-only")
-    print(proc.stderr, end="", file=sys.stderr)
-    print(f"base image: {proc.stdout.strip() or 'none'} (exit {proc.returncode}, {time.monotonic() - started:.0f} s)")
-    return 0 if proc.returncode in (0, 77) else proc.returncode
+    engine = Engine()
+    try:
+        image = session_image(engine)
+    except (pytest.skip.Exception, pytest.fail.Exception) as why:
+        print(f"container tests' image: not made ({why}, {time.monotonic() - started:.0f} s)")
+        return 0
+    prune(engine, image.tag)
+    print(f"container tests' image: {image.tag} ready after {time.monotonic() - started:.0f} s")
+    return 0
 
 
 if __name__ == "__main__":
