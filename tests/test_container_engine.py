@@ -233,3 +233,26 @@ def test_aider_docker_run_of_the_docs(container_image: Image, tmp_path: Path, do
                           what="the open error counted")
             assert "Permission denied" in exporter.logs()
             assert "llm_requests_total{" not in exporter.get("/metrics")[1]
+
+
+# ------------------------------------------------------------------ NOT RUN: a failure here, a skip elsewhere
+
+
+def test_not_run_fails_where_containers_can_run_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests import containers
+
+    required_here = containers.required_here
+    proc = containers.Engine().smoke(ENGINE="no-such-container-engine", timeout=60)
+    assert proc.returncode == 77 and "NOT RUN: no container engine" in proc.stderr, proc.stderr
+    reason = proc.stderr.strip().splitlines()[-1]
+    monkeypatch.setattr(containers, "required_here", lambda: True)
+    with pytest.raises(pytest.fail.Exception, match="NOT RUN on a machine that can run them"):
+        containers.not_run(reason)
+    monkeypatch.setattr(containers, "required_here", lambda: False)
+    with pytest.raises(pytest.skip.Exception, match="no container engine"):
+        containers.not_run(reason)
+    monkeypatch.setattr(containers.os, "geteuid", lambda: 1000)
+    assert not required_here()  # not root: podman, debootstrap cannot be had
+    monkeypatch.setattr(containers.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(containers.shutil, "which", lambda name: None)
+    assert not required_here()  # no apt-get
