@@ -176,6 +176,9 @@ def value_options(fn: F) -> F:
               help="Seconds for the TLS handshake, for each request head, and for keep-alive idling.")
 @click.option("--web.write-timeout", "web_write_timeout", default=30.0, type=click.FloatRange(0.1, 3600),
               help="Seconds to send one response.")
+@click.option("--shutdown-delay", default=0.0, type=click.FloatRange(0, 3600), metavar="SECONDS",
+              help="After SIGTERM/SIGINT keep following the files and serving /metrics this long (/readyz answers "
+                   "503), so the last usage is scraped; a second signal stops at once.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.version_option(__version__, prog_name="llm-log-exporter")
 @click.pass_context

@@ -16,7 +16,8 @@ from typing import Any
 
 import click
 
-YAML_HINT = "--config needs PyYAML: pip install 'llm-log-exporter[yaml]'"
+# llm-log-exporter is not on PyPI (yet): name the dependency, and the extra for an install from a checkout.
+YAML_HINT = "--config needs PyYAML: pip install pyyaml (from a checkout of llm-log-exporter: pip install '.[yaml]')"
 # Options that are about the command itself, not the exporter.
 _NOT_KEYS = {"config", "help", "version"}
 # Path-valued keys: relative values are relative to the config file's directory (as in Prometheus).

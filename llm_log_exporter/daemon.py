@@ -83,6 +83,7 @@ class Config:
     require_files: bool = False
     state_file: str | None = None
     state_interval: float = 5.0
+    shutdown_delay: float = 0.0
 
 
 def build_usage(config: Config) -> Usage:
@@ -180,6 +181,7 @@ class Exporter:
         self.registry.register(Guarded(ProcessCollector(registry=None), "process", self.scrape_errors))
         self.registry.register(Guarded(PlatformCollector(registry=None), "python_info", self.scrape_errors))
         self._stop = threading.Event()
+        self.stopping = threading.Event()  # a stop signal arrived; set before the --shutdown-delay runs out
         self.server: MetricsServer | None = None
 
     def _new_store(self) -> Store:
@@ -215,7 +217,7 @@ class Exporter:
         web = WebConfigSource(c.web_config_file) if c.web_config_file else None  # WebConfigError when unusable
         self.server = MetricsServer(
             c.host, c.port, self.registry, self.store.ready, web=web, max_connections=c.web_max_connections,
-            read_timeout=c.web_read_timeout, write_timeout=c.web_write_timeout,
+            read_timeout=c.web_read_timeout, write_timeout=c.web_write_timeout, stopping=self.stopping,
         )
         self.registry.register(FamilyCollector({"http": http_owner(self.server)}, errors=self.scrape_errors))
         return self.server
@@ -224,9 +226,27 @@ class Exporter:
         self._stop.set()
         self.tailer.wake()
 
+    def request_stop(self, signame: str = "a stop request") -> None:
+        """SIGTERM/SIGINT: stop after ``--shutdown-delay`` (at once without one, or on a second signal).
+
+        During the delay the files are still followed and /metrics served, so Prometheus scrapes what the
+        app wrote last (a native sidecar gets its SIGTERM after the app has exited); /readyz answers 503.
+        """
+        delay = self.config.shutdown_delay
+        if delay <= 0 or self.stopping.is_set():
+            self.stopping.set()
+            self.stop()
+            return
+        self.stopping.set()
+        log.info("%s: serving /metrics for %g more seconds (--shutdown-delay); a second signal stops at once",
+                 signame, delay)
+        timer = threading.Timer(delay, self.stop)
+        timer.daemon = True
+        timer.start()
+
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop())
+            signal.signal(sig, lambda signum, _frame: self.request_stop(signal.Signals(signum).name))
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, lambda *_: self._reload_web())
 

@@ -18,6 +18,7 @@ fixed number of descriptors. Each ``--file`` pattern has a state (``following``,
 from __future__ import annotations
 
 import errno
+import glob
 import logging
 import os
 import stat
@@ -99,6 +100,10 @@ class Tailer:
         self._streams: dict[str, FileStream] = {}
         self._lock = threading.Lock()  # guards _streams swaps and fd closes against files/lag_bytes
         self._vacated: set[str] = set()  # paths whose file left; a new file there is a rotation
+        # Files whose path now names another file but that are still linked somewhere this poll's listing did
+        # not show (a rotation chain renaming while discovery ran): kept, and drained, for one more poll.
+        self._unseen: dict[Ident, FileStream] = {}
+        self._globbing = any(glob.has_magic(p) for p in self._discovery.patterns)  # a new name can match
         self._start_paths: set[str] | None = None  # from_end: paths seen at the first poll, not yet opened
         self._open_errors: dict[str, int | None] = {}
         self._read_errors: dict[str, int | None] = {}
@@ -181,7 +186,7 @@ class Tailer:
         """One wake: read open files to EOF, then rediscover paths and apply rotations."""
         if self._closed:
             return
-        for st in list(self._streams.values()):
+        for st in [*self._streams.values(), *self._unseen.values()]:
             if not st.parked:
                 self._guarded(self._service, st)
         if self._stop is not None and self._stop.is_set():
@@ -208,7 +213,8 @@ class Tailer:
         self._closed = True
         self._watches.close()
         with self._lock:
-            streams, self._streams = list(self._streams.values()), {}
+            streams, self._streams = [*self._streams.values(), *self._unseen.values()], {}
+            self._unseen = {}
             for st in streams:
                 st.close()
             self._holding.clear()
@@ -396,6 +402,7 @@ class Tailer:
             where.setdefault(ident, path)
         keep: dict[str, FileStream] = {}
         retired: list[FileStream] = []
+        unseen: dict[Ident, FileStream] = {}
         for path, st in self._streams.items():
             if found.get(path) == st.ident:
                 keep[path] = st
@@ -404,10 +411,23 @@ class Tailer:
                 keep[st.path] = st
             elif path not in found and not st.parked and st.still_linked():
                 keep[path] = st  # renamed away: a writer may still append to it
+            elif self._globbing and not st.parked and st.still_linked():
+                unseen[st.ident] = st  # replaced at its path, renamed to a name this listing may have missed
+                self._vacated.add(path)
+                self._guarded(self._drain, st)
+            else:
+                retired.append(st)
+        for ident, st in self._unseen.items():  # given one more listing: found under a new name, or done
+            dest = where.get(ident)
+            if dest is not None and dest not in keep:
+                st.path, st.watch_dir = dest, real_dir(dest)
+                self._vacated.discard(dest)
+                keep[dest] = st
             else:
                 retired.append(st)
         with self._lock:
             self._streams = keep
+            self._unseen = unseen
         for st in retired:
             self._retire(st)
 
@@ -441,7 +461,7 @@ class Tailer:
             st.fd = hit[1]
 
     def _open_new(self, found: dict[str, Ident]) -> None:
-        followed = {st.ident for st in self._streams.values()}
+        followed = {st.ident for st in [*self._streams.values(), *self._unseen.values()]}
         announced = 0
         for path, ident in found.items():
             if path in self._streams or ident in followed:

@@ -1,4 +1,6 @@
-"""Shared fixtures: a usage log path per test, and one real Prometheus server per test session."""
+"""Shared fixtures: a usage log path per test, one real Prometheus server and one container image per test
+session. Tests that need the image run last, so the image that scripts/test.sh starts making in the background is
+ready by then."""
 
 from __future__ import annotations
 
@@ -21,3 +23,16 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
     server = PrometheusServer(Path(tmp_path_factory.mktemp("prometheus")))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def container_image() -> object:
+    """The Dockerfile built with podman once per session, or ahead of it (tests/containers.py)."""
+    from tests.containers import Engine, session_image
+
+    return session_image(Engine())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Container tests last (stable order otherwise)."""
+    items.sort(key=lambda item: "container_image" in getattr(item, "fixturenames", ()))

@@ -132,7 +132,8 @@ def test_without_pyyaml_one_line_error_names_the_extra(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 1
-    assert proc.stderr.strip() == "Error: --config needs PyYAML: pip install 'llm-log-exporter[yaml]'"
+    assert proc.stderr.strip() == ("Error: --config needs PyYAML: pip install pyyaml "
+                                   "(from a checkout of llm-log-exporter: pip install '.[yaml]')")
     # Without --config nothing needs PyYAML.
     proc = subprocess.run([sys.executable, "-c", code, "config-example"], capture_output=True, text=True,
                           timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})

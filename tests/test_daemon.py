@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -125,6 +126,36 @@ def test_sigint_and_sigterm_exit_zero(log: Path) -> None:
         with ExporterProcess(["--file", str(log)]) as exp:
             exp.wait_ready()
             assert exp.stop(sig) == 0, exp.stderr
+
+
+def test_shutdown_delay_serves_the_last_usage_then_exits_zero(log: Path) -> None:
+    """After SIGTERM: /readyz 503, /metrics still served and still following the file for the delay."""
+    log.write_bytes(line(tokens=1))
+    delay = 4.0
+    with ExporterProcess(["--file", str(log), "--shutdown-delay", str(delay)]) as exp:
+        exp.wait_ready()
+        signalled = time.monotonic()
+        exp.proc.send_signal(signal.SIGTERM)
+        exp.wait_until(lambda: exp.get("/readyz") == (503, "shutting down\n"), 5, "readyz 503 after SIGTERM")
+        append(log, line(tokens=2))  # the app's last call, written after the exporter got SIGTERM
+        exp.wait_value("llm_tokens_total", 3, timeout=delay, type="input")
+        assert exp.get("/healthz") == (200, "ok\n")
+        assert exp.proc.wait(delay + 10) == 0
+        took = time.monotonic() - signalled
+    assert delay <= took < delay + 8, took
+    assert "serving /metrics for 4 more seconds" in exp.stderr
+
+
+def test_second_signal_ends_the_shutdown_delay(log: Path) -> None:
+    log.write_bytes(line())
+    with ExporterProcess(["--file", str(log)], env={"LLM_LOG_EXPORTER_SHUTDOWN_DELAY": "600"}) as exp:
+        exp.wait_ready()
+        exp.proc.send_signal(signal.SIGTERM)
+        exp.wait_until(lambda: exp.get("/readyz")[0] == 503, 5, "readyz 503 after SIGTERM")
+        started = time.monotonic()
+        exp.proc.send_signal(signal.SIGINT)
+        assert exp.proc.wait(10) == 0
+        assert time.monotonic() - started < 5
 
 
 def test_env_vars_configure_every_option(log: Path) -> None:

@@ -3,7 +3,9 @@ the objects (labels, ports, volumes, config files) that no schema checks."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +21,8 @@ import yaml
 
 from llm_log_exporter.cli import main
 from llm_log_exporter.daemon import Config, build_usage
+from llm_log_exporter.writer.rotation import lock_name, parse_backups, parse_size
+from llm_log_exporter.writer.safe_open import parse_mode
 from tests.helpers import ROOT, metrics_for_files, value
 
 K8S_VERSION = "1.30.0"  # the oldest Kubernetes the examples are validated against (kubernetes-validate schemas)
@@ -134,7 +138,7 @@ def test_kustomize_renders_valid_objects(example: Path) -> None:
 def test_validation_is_strict() -> None:
     """Control: an unknown field, or a wrong type, is rejected, so the tests above can fail."""
     deployment = yaml.safe_load((DEPLOY / "sidecar" / "deployment.yaml").read_text())
-    deployment["spec"]["template"]["spec"]["containers"][1]["livenessProbes"] = {}
+    deployment["spec"]["template"]["spec"]["initContainers"][0]["livenessProbes"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
         validate(deployment)
     monitor = yaml.safe_load((DEPLOY / "sidecar" / "servicemonitor.yaml").read_text())
@@ -147,7 +151,22 @@ def test_validation_is_strict() -> None:
 
 
 def _containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
-    return deployment["spec"]["template"]["spec"]["containers"]
+    """Every container of the pod: init containers (native sidecars among them) and the main ones."""
+    spec = deployment["spec"]["template"]["spec"]
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+
+def _effective(pod: dict[str, Any], container: dict[str, Any], key: str) -> Any:
+    """A securityContext setting as the kubelet applies it: the container's, else the pod's."""
+    return container.get("securityContext", {}).get(key, pod["spec"].get("securityContext", {}).get(key))
+
+
+def _seconds(duration: str) -> float:
+    return sum(float(n) * {"s": 1, "m": 60, "h": 3600}[u] for n, u in re.findall(r"(\d+)([smh])", duration))
 
 
 def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -166,9 +185,12 @@ def test_sidecar_wiring(example: Path) -> None:
     exporter = next(c for c in _containers(deployment) if c["name"] == "llm-log-exporter")
     ports = {p["name"]: p["containerPort"] for p in exporter["ports"]}
     assert ports == {"metrics": 9464}
-    # Probes: liveness on /healthz, readiness on /readyz, by port name.
+    # A native sidecar (an init container that keeps running) whose probes never gate the pod: liveness
+    # on /healthz restarts only it; no readiness probe (it would take the app out of its Service while
+    # history is read or on any exporter fault), no startup probe (it would hold back the app's start).
+    assert exporter in pod["spec"]["initContainers"] and exporter["restartPolicy"] == "Always"
     assert exporter["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
-    assert exporter["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert "readinessProbe" not in exporter and "startupProbe" not in exporter
     sc = exporter["securityContext"]
     assert sc["runAsNonRoot"] and sc["runAsUser"] == 65532 and sc["readOnlyRootFilesystem"]
     assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"]
@@ -180,9 +202,22 @@ def test_sidecar_wiring(example: Path) -> None:
     writers = [c for c in _containers(deployment) if c is not exporter
                and any(m["name"] == "llm-usage" and not m.get("readOnly") for m in c.get("volumeMounts", []))]
     assert len(writers) == 1
-    assert {"name": "LLM_USAGE_LOG", "value": IMAGE_FILE} in writers[0]["env"]
+    writer, env = writers[0], _env(writers[0])
+    assert env["LLM_USAGE_LOG"] == IMAGE_FILE
+    # Readable by design: the writer runs as a known non-root user, the pod's fsGroup owns the volume and
+    # the file is group-readable, and the exporter has that group.
+    # (The kubelet gives every container the pod's fsGroup as a supplementary group.)
+    assert isinstance(pod["spec"]["securityContext"].get("fsGroup"), int)
+    assert _effective(pod, writer, "runAsUser") not in (None, 0) and _effective(pod, writer, "runAsNonRoot")
+    assert parse_mode(env["LLM_USAGE_LOG_MODE"]) & 0o040
+    # Rotation keeps the file and its backups inside the volume; the exporter follows the backups too.
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     assert "emptyDir" in volumes["llm-usage"]
+    limit = parse_size(volumes["llm-usage"]["emptyDir"]["sizeLimit"].replace("i", ""))
+    assert (parse_backups(env["LLM_USAGE_LOG_BACKUPS"]) + 1) * parse_size(env["LLM_USAGE_LOG_MAX_BYTES"]) < limit
+    follows = _env(exporter)["LLM_LOG_EXPORTER_FILE"]
+    assert all(fnmatch.fnmatch(f, follows) for f in (IMAGE_FILE, f"{IMAGE_FILE}.1", f"{IMAGE_FILE}.5"))
+    assert not fnmatch.fnmatch(lock_name(IMAGE_FILE), follows)
     # The config file the exporter is pointed at is in the mounted ConfigMap.
     config_path = exporter["args"][exporter["args"].index("--config") + 1]
     mount = next(m for m in exporter["volumeMounts"] if config_path.startswith(m["mountPath"] + "/"))
@@ -199,7 +234,8 @@ def test_sidecar_wiring(example: Path) -> None:
                     and _matches(monitor["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])]
         assert len(services) == 1
         assert {e["port"] for e in monitor["spec"]["endpoints"]} == {"metrics"}
-        assert "metrics" in {p["name"] for p in services[0]["spec"]["ports"]}
+        assert {p["name"] for p in services[0]["spec"]["ports"]} == {"metrics"}  # metrics only, so it may
+        assert services[0]["spec"]["publishNotReadyAddresses"] is True  # keep stopping pods for a last scrape
     for monitor in (o for o in objects if o["kind"] == "PodMonitor"):
         assert _matches(monitor["spec"]["selector"]["matchLabels"], pod_labels)
         assert {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]} == {"metrics"}
@@ -218,9 +254,20 @@ def test_exporter_config_in_the_configmap_loads(example: Path, tmp_path: Path, m
         (tmp_path / name).write_text(text)
     monkeypatch.setenv("LLM_LOG_EXPORTER_FILE", IMAGE_FILE)  # the image's environment
     monkeypatch.setenv("LLM_LOG_EXPORTER_HOST", "0.0.0.0")
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    exporter = next(c for c in _containers(deployment) if c["name"] == "llm-log-exporter")
+    for name, value_ in _env(exporter).items():  # the container's environment, over the image's
+        monkeypatch.setenv(name, value_)
     with main.make_context("llm-log-exporter", ["--config", str(tmp_path / "config.yaml")]) as ctx:
         params = dict(ctx.params)
-    assert params["file"] == (IMAGE_FILE,) and params["host"] == "0.0.0.0"
+    assert params["file"] == (f"{IMAGE_FILE}*",) and params["host"] == "0.0.0.0"
+    # Graceful stop: one more scrape after SIGTERM (the longest interval plus its timeout), and a grace
+    # period that leaves room for it after the app's own shutdown.
+    monitors = [o for o in objects if o["kind"] in ("ServiceMonitor", "PodMonitor")]
+    endpoints = [e for m in monitors for e in m["spec"].get("endpoints", m["spec"].get("podMetricsEndpoints", []))]
+    scrape = max(_seconds(e.get("interval", "30s")) + _seconds(e.get("scrapeTimeout", "10s")) for e in endpoints)
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert scrape <= params["shutdown_delay"] < grace - 10, (scrape, params["shutdown_delay"], grace)
     options = {k: v for k, v in params.items() if v is not None and k not in ("file", "log_level")}
     usage = build_usage(Config(files=list(params["file"]), **options))  # loads budgets.toml if set
     if "budgets.toml" in config_map["data"]:

@@ -303,6 +303,33 @@ def test_rotated_file_matching_glob_not_read_twice(make, rec, tmp_path, log):
     assert sorted(t.files) == [str(log), rotated]
 
 
+def test_rotation_chain_seen_half_done_is_not_read_twice(make, rec, log):
+    """A writer's rotation chain (``.1`` → ``.2``, then the log → ``.1``) can run while a poll lists the
+    names and stats them one by one: that poll sees the new ``.1`` under two names and never sees where
+    the old ``.1`` went. The old file must not be dropped and read again from byte 0 when the next poll
+    finds it as ``.2`` (seen as a double count with several rotating writers)."""
+    t = make(f"{log}*")
+    one, two = Path(f"{log}.1"), Path(f"{log}.2")
+    write(log, b"a1\n")
+    os.rename(log, one)
+    write(log, b"b1\n")
+    t.poll_once()
+    assert sorted(rec.texts()) == [b"a1", b"b1"]
+    os.rename(one, two)
+    os.rename(log, one)
+    write(log, b"c1\n")
+    b = os.stat(one)
+    real_find = t._discovery.find
+    t._discovery.find = lambda: {str(log): (b.st_dev, b.st_ino), str(one): (b.st_dev, b.st_ino)}  # type: ignore
+    t.poll_once()  # names listed before the chain, stat-ed after it
+    t._discovery.find = real_find  # type: ignore[method-assign]
+    write(two, b"a2\n")  # a writer that still had the old file open
+    t.poll_once()
+    t.poll_once()
+    assert sorted(rec.texts()) == [b"a1", b"a2", b"b1", b"c1"]
+    assert sorted(t.files) == [str(log), str(one), str(two)]
+
+
 def test_symlink_followed_and_retarget_is_rotation(make, rec, tmp_path):
     a, b, link = tmp_path / "a.data", tmp_path / "b.data", tmp_path / "current.jsonl"
     a.write_bytes(b"a1\n")

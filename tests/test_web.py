@@ -191,7 +191,8 @@ def test_missing_web_extra_is_a_one_line_error(tmp_path: Path, pki: PKI, log: Pa
     )
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("Error")]
-    assert errors and "pip install 'llm-log-exporter[web]'" in errors[0], proc.stderr
+    hint = "pip install pyyaml bcrypt (from a checkout of llm-log-exporter: pip install '.[web]')"
+    assert errors and hint in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -113,9 +113,11 @@ class MetricsServer:
         max_connections: int = 64,
         read_timeout: float = 10.0,
         write_timeout: float = 30.0,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.registry = registry
         self.ready = ready
+        self.stopping = stopping or threading.Event()  # set: shutting down, /readyz says so
         self.web = web
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
@@ -457,7 +459,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/healthz":
             self._reply(200, b"ok\n", send_body=send_body)
         elif path == "/readyz":
-            if self.server.ready.is_set():
+            if self.server.stopping.is_set():
+                self._reply(503, b"shutting down\n", send_body=send_body)
+            elif self.server.ready.is_set():
                 self._reply(200, b"ready\n", send_body=send_body)
             else:
                 self._reply(503, b"initial read in progress\n", send_body=send_body)

@@ -26,7 +26,7 @@ from typing import Any
 
 log = logging.getLogger("llm_log_exporter")
 
-INSTALL_HINT = "pip install 'llm-log-exporter[web]'"
+INSTALL_HINT = "pip install pyyaml bcrypt (from a checkout of llm-log-exporter: pip install '.[web]')"  # not on PyPI
 
 _TLS_VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,

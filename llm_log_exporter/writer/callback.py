@@ -68,6 +68,8 @@ from ..schema.errors import classify_error
 from ..schema.litellm import build_request_event, build_stream_start_event
 from .encode import encode_event
 from .logfile import LogFile
+from .rotation import BACKUPS_ENV_VAR, DEFAULT_BACKUPS, MAX_BYTES_ENV_VAR, Rotation, parse_backups, parse_size, resolve
+from .safe_open import DEFAULT_MODE, MODE_ENV_VAR, parse_mode
 
 __all__ = [
     "DEFAULT_PATH",
@@ -162,17 +164,26 @@ class UsageLogger:
 
     ``path`` is a public ``str`` on purpose: litellm de-duplicates loggers by class name plus
     public scalar attributes, so two loggers with different paths can both be registered.
+
+    ``mode`` is the new file's mode (``0o600``; ``0o640``/``0o644`` so an exporter running as another user
+    can read it), ``max_bytes``/``backups`` turn on size-based rotation (``writer/rotation.py``). Each left
+    at ``None`` comes from ``LLM_USAGE_LOG_MODE``, ``LLM_USAGE_LOG_MAX_BYTES``, ``LLM_USAGE_LOG_BACKUPS``.
     """
 
     path: str
     tenant_key: str
+    mode: int
+    max_bytes: int
+    backups: int
     errors: int
     lines_written: int
 
     def __new__(cls, *args: Any, **kwargs: Any) -> UsageLogger:
         return object.__new__(_variant_for(cls))
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, tenant_key: str = "tenant_id") -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, tenant_key: str = "tenant_id",
+                 mode: int | str | None = None, max_bytes: int | str | None = None,
+                 backups: int | str | None = None) -> None:
         super().__init__()  # CustomLogger.__init__ when mixed in (sets its message_logging flags)
         raw = os.fsdecode(os.fspath(path)) if path is not None else _default_path()
         self.path = os.path.abspath(os.path.expanduser(raw))  # immune to later chdir()
@@ -180,7 +191,11 @@ class UsageLogger:
         self.errors = 0
         self.lines_written = 0
         self._lock = threading.Lock()  # the error bookkeeping
-        self._file = LogFile(self.path)
+        self.mode = resolve(mode, MODE_ENV_VAR, parse_mode, DEFAULT_MODE)
+        self.max_bytes = resolve(max_bytes, MAX_BYTES_ENV_VAR, parse_size, 0)
+        self.backups = resolve(backups, BACKUPS_ENV_VAR, parse_backups, DEFAULT_BACKUPS)
+        rotation = Rotation(self.max_bytes, self.backups, self.mode) if self.max_bytes else None
+        self._file = LogFile(self.path, self.mode, rotation)
         self._seen_errors: set[str] = set()
         self._recent: OrderedDict[tuple[str, str, float], None] = OrderedDict()
         _instances.add(self)

@@ -3,7 +3,8 @@
 Each line is one ``O_APPEND`` write of the complete line, so lines of concurrent writers (threads,
 processes, workers of a proxy) never interleave. Before a write the path is ``stat``-ed (~1 µs): when it
 names another file (renamed by logrotate, deleted) the old descriptor is closed and the path reopened.
-A failed write closes the descriptor too, so the next write starts on a fresh one.
+A failed write closes the descriptor too, so the next write starts on a fresh one. With a ``Rotation``
+the same ``stat`` gives the size, and the writer renames the file away when the next line would pass the limit.
 
 A write cut short (a full disk: ENOSPC after part of the line) must not corrupt the *next* line, which
 would be glued to the fragment. The fragment is cut off again at once when nothing was appended after
@@ -17,7 +18,8 @@ import contextlib
 import os
 import threading
 
-from .safe_open import open_append
+from .rotation import Rotation
+from .safe_open import DEFAULT_MODE, open_append
 
 
 class LogFile:
@@ -27,8 +29,10 @@ class LogFile:
     it under the same lock as the write, with ``append_locked``: one lock per line, not two.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, mode: int = DEFAULT_MODE, rotation: Rotation | None = None) -> None:
         self.path = path
+        self.mode = mode
+        self.rotation = rotation
         self.lock = threading.Lock()
         self._fd: int | None = None
         self._ident: tuple[int, int] | None = None
@@ -48,11 +52,19 @@ class LogFile:
                 if (st.st_dev, st.st_ino) != self._ident:
                     self._close_locked()
                     fd = None
+                elif self.rotation is not None and self.rotation.due(st.st_size, len(data)):
+                    self.rotation.rotate(self.path, self._ident, len(data))
+                    self._close_locked()
+                    fd = None
             except FileNotFoundError:
                 self._close_locked()
                 fd = None
         if fd is None:
             fd = self._open_locked()
+            if self.rotation is not None and self.rotation.due(os.fstat(fd).st_size, len(data)):
+                self.rotation.rotate(self.path, self._ident, len(data))  # found over the limit at open
+                self._close_locked()
+                fd = self._open_locked()
         mending = self._fragment is not None and self._mend(fd)
         if mending:
             data = b"\n" + data  # the fragment becomes a line of its own; this line stays whole
@@ -107,7 +119,7 @@ class LogFile:
         return True
 
     def _open_locked(self) -> int:
-        fd = open_append(self.path)  # 0600; no planted symlink in world-writable dirs (docs/security.md)
+        fd = open_append(self.path, self.mode)  # no planted symlink in world-writable dirs (docs/security.md)
         try:
             st = os.fstat(fd)
         except BaseException:
