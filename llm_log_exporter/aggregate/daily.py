@@ -60,6 +60,7 @@ class Daily:
         self.days: dict[str, DayRecords] = {}  # ISO date → records
         self.overflow = 0  # requests folded into a day's __other__ row
         self.dropped = 0  # requests older than the days kept, or too far in the future
+        self.evicted = 0  # days dropped to keep --daily-days
         self._cutoff = ""  # the oldest day kept ("" before any)
         self._lo = self._hi = 0.0  # the bounds of the day last written to, and its records
         self._current: DayRecords | None = None
@@ -129,6 +130,7 @@ class Daily:
             self._cutoff = cutoff
             for label in [d for d in self.days if d < cutoff]:
                 del self.days[label]
+                self.evicted += 1
             self._lo = self._hi = 0.0  # the cached day may be gone
             self._current = None
 
@@ -148,6 +150,7 @@ class Daily:
             "days": {day: [[*key, *rec] for key, rec in records.items()] for day, records in self.days.items()},
             "overflow": self.overflow,
             "dropped": self.dropped,
+            "evicted": self.evicted,
         }
 
     def load(self, data: Any) -> None:
@@ -171,5 +174,6 @@ class Daily:
         self.days = dict(sorted(days.items()))
         self.overflow = codec.count(data["overflow"])
         self.dropped = codec.count(data["dropped"])
+        self.evicted = codec.count(data["evicted"])
         if self.days:
             self._prune()

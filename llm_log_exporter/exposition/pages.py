@@ -115,10 +115,12 @@ class Pages:
         with self.store.lock:
             return self.daily.copy(first, last)
 
-    def _kept(self) -> tuple[str | None, str | None]:
+    def _kept(self) -> tuple[str | None, str | None, bool]:
+        """The first and last day kept, and whether older days were dropped (by --daily-days)."""
         with self.store.lock:
             days = list(self.daily.days)
-        return (min(days), max(days)) if days else (None, None)
+            dropped = bool(self.daily.dropped or self.daily.evicted)
+        return (min(days), max(days), dropped) if days else (None, None, dropped)
 
     def summarize(self, days: dict[str, list], first: str, last: str, by: Sequence[str],
                   period: str | None = None) -> Summary:
@@ -160,8 +162,9 @@ class Pages:
         last = period_label(end - 1, "day", self.zone) if end is not None else "9999-12-31"
         summary = self.summarize(self._copy(first, last), first, last, by, period)
         document = summary.document(window_of(start, end, self.zone), sort, top)
-        kept_from, kept_to = self._kept()
+        kept_from, kept_to, dropped = self._kept()
         document["days_kept"] = {"first": kept_from, "last": kept_to}
+        document["complete"] = not dropped or kept_from is None or first >= kept_from
         document["percentiles"] = "estimated from the duration histogram buckets (report's are exact)"
         return _json(200, document)
 
@@ -187,7 +190,7 @@ class Pages:
                             f"{_cards(ident, total)}<div class=\"tables\">{''.join(tables)}</div></section>")
         daily_cost = {day: sum(rec[COST] for _, rec in records) for day, records in days.items()}
         chart = _chart([(d, daily_cost.get(d, 0.0)) for d in _day_range(chart_first, today)])
-        kept_from, _ = self._kept()
+        kept_from, _, _ = self._kept()
         ready = self.store.ready.is_set()
         banner = "" if ready else '<p class="warn">Initial read in progress: the numbers are still growing.</p>'
         overflow = self.daily.overflow
