@@ -6,11 +6,12 @@ cd "$(dirname "$0")/.."
 
 need_deb=()
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need_deb+=(prometheus)  # promtool: replay tests
+command -v chromium >/dev/null 2>&1 || need_deb+=(chromium)  # renders the landing page (tests/test_landing_chromium.py)
 if [ ${#need_deb[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_deb[@]}" >/dev/null
   else
-    echo "note: install ${need_deb[*]} (Debian packages) for the Prometheus integration tests" >&2
+    echo "note: install ${need_deb[*]} (Debian packages) for the Prometheus and browser integration tests" >&2
   fi
 fi
 
