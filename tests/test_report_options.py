@@ -163,3 +163,14 @@ def test_budgets_match_the_daemons_budget_gauge(tmp_path: Path) -> None:
     assert any(line.split()[:1] == ["acme"] and "62.5%" in line for line in table.splitlines())
     code, _, err = cli("report", str(log), "--format", "csv", "--budgets", str(budgets))
     assert code == 2 and "table or json" in err
+
+
+def test_readme_aider_section_ends_with_the_page_and_todays_report() -> None:
+    from tests.helpers import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    start = text.index("## aider, unmodified")
+    section = text[start:text.index("\n## ", start + 1)].strip().splitlines()
+    assert section[-3:] == ["```sh", "llm-log-exporter report --start today", "```"]
+    prose = " ".join(section[:-3])
+    assert "open http://localhost:9464/" in prose[prose.rindex("```"):]
