@@ -134,13 +134,6 @@ class Daily:
             self._lo = self._hi = 0.0  # the cached day may be gone
             self._current = None
 
-    # ----------------------------------------------------------------- reading (under the store's lock)
-
-    def copy(self, first: str = "", last: str = "9999-12-31") -> dict[str, list[tuple[LabelKey, list]]]:
-        """The records of the days ``first`` .. ``last`` (ISO dates, inclusive), copied."""
-        return {day: [(key, list(rec)) for key, rec in records.items()]
-                for day, records in self.days.items() if first <= day <= last}
-
     # ----------------------------------------------------------------- the state file
 
     def dump(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from datetime import datetime, tzinfo
+from operator import add
 from typing import Any
 
 from llm_log_exporter.aggregate.periods import zone_name
@@ -101,13 +102,10 @@ class Group:
                 self.buckets[bisect_left(self.bounds, duration)] += 1  # type: ignore[index,arg-type]
 
     def add_counts(self, counts: Sequence[float], buckets: Sequence[int] = ()) -> None:
-        """Add a record's sums (and bucket counts, for a bucket group)."""
-        mine = self.counts
-        for i in range(len(COUNTS)):
-            mine[i] += counts[i]
-        if self.buckets is not None:
-            for i, n in enumerate(buckets):
-                self.buckets[i] += n
+        """Add a record's sums (its first ``len(COUNTS)`` values) and, for a bucket group, its bucket counts."""
+        self.counts = list(map(add, self.counts, counts))  # map stops at the shorter: counts may be a whole record
+        if self.buckets is not None and buckets:
+            self.buckets = list(map(add, self.buckets, buckets))
 
     def merge(self, other: Group) -> None:
         self.add_counts(other.counts, other.buckets or ())

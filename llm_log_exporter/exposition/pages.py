@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import glob
 import html
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
+from operator import add
 from urllib.parse import parse_qs
+
+import orjson
 
 from llm_log_exporter import __version__
 from llm_log_exporter.aggregate.daily import Daily
@@ -111,9 +113,10 @@ class Pages:
 
     # ----------------------------------------------------------------- data
 
-    def _copy(self, first: str, last: str) -> dict[str, list[tuple[tuple[str, str, str], list]]]:
+    def day_costs(self, first: str, last: str) -> dict[str, float]:
         with self.store.lock:
-            return self.daily.copy(first, last)
+            return {day: sum(rec[COST] for rec in records.values())
+                    for day, records in self.daily.days.items() if first <= day <= last}
 
     def _kept(self) -> tuple[str | None, str | None, bool]:
         """The first and last day kept, and whether older days were dropped (by --daily-days)."""
@@ -122,16 +125,32 @@ class Pages:
             dropped = bool(self.daily.dropped or self.daily.evicted)
         return (min(days), max(days), dropped) if days else (None, None, dropped)
 
-    def summarize(self, days: dict[str, list], first: str, last: str, by: Sequence[str],
-                  period: str | None = None) -> Summary:
-        summary = Summary(by, period, self.daily.bounds)
+    def sums(self, first: str, last: str, period: str | None = None,
+             percentiles: bool = True) -> dict[tuple[str, tuple[str, str, str]], list]:
+        """The records of the days ``first`` .. ``last`` summed per (period label, label set), in one pass under
+        the store's lock: only the sums are new objects (a copy of every record would cost more)."""
+        width = None if percentiles else _WIDTH
+        out: dict[tuple[str, tuple[str, str, str]], list] = {}
+        with self.store.lock:
+            for day, records in self.daily.days.items():
+                if not first <= day <= last:
+                    continue
+                lead = _period_of(day, period) if period else ""
+                for key, rec in records.items():
+                    acc = out.get((lead, key))
+                    if acc is None:
+                        out[(lead, key)] = rec[:width]
+                    else:
+                        acc[:] = map(add, acc, rec)  # stops at the shorter: acc keeps its width
+        return out
+
+    def summarize(self, sums: dict[tuple[str, tuple[str, str, str]], list], by: Sequence[str],
+                  period: str | None = None, percentiles: bool = True) -> Summary:
+        summary = Summary(by, period, self.daily.bounds if percentiles else None)
         at = [KEY_INDEX[b] for b in by]
-        for day, records in days.items():
-            if not first <= day <= last:
-                continue
-            lead = (_period_of(day, period),) if period else ()
-            for key, rec in records:
-                summary.group((*lead, *(key[i] for i in at))).add_counts(rec[:_WIDTH], rec[_WIDTH:])
+        for (lead, key), rec in sums.items():
+            names = tuple(key[i] for i in at)
+            summary.group((lead, *names) if period else names).add_counts(rec, rec[_WIDTH:] if percentiles else ())
         return summary
 
     # ----------------------------------------------------------------- /api/v1/usage
@@ -160,7 +179,7 @@ class Pages:
         sort, top = params.get("sort") or "cost", _top(params.get("top"))
         first = period_label(start, "day", self.zone)
         last = period_label(end - 1, "day", self.zone) if end is not None else "9999-12-31"
-        summary = self.summarize(self._copy(first, last), first, last, by, period)
+        summary = self.summarize(self.sums(first, last, period), by, period)
         document = summary.document(window_of(start, end, self.zone), sort, top)
         kept_from, kept_to, dropped = self._kept()
         document["days_kept"] = {"first": kept_from, "last": kept_to}
@@ -177,18 +196,17 @@ class Pages:
         month_start, _ = named_window("this-month", now, zone)
         month_first = period_label(month_start, "day", zone)
         chart_first = (date.fromisoformat(today) - timedelta(days=CHART_DAYS - 1)).isoformat()
-        days = self._copy(min(month_first, chart_first), today)
         sections = []
         for title, first, ident in (("Today", today, "today"), ("This month", month_first, "month")):
-            total = self.summarize(days, first, today, ["model"]).rows()[-1][1]
-            tables = [
-                _table(f"{title} by {name}", self.summarize(days, first, today, [name]).rows(), name)
-                for name in ("model", "tenant")
-            ]
+            sums = self.sums(first, today, percentiles=False)
+            by_model = self.summarize(sums, ["model"], percentiles=False).rows()
+            tables = [_table(f"{title} by model", by_model, "model"),
+                      _table(f"{title} by tenant", self.summarize(sums, ["tenant"], percentiles=False).rows(),
+                             "tenant")]
             label = today if ident == "today" else today[:7]
             sections.append(f'<section id="{ident}"><h2>{title} <small>{label}</small></h2>'
-                            f"{_cards(ident, total)}<div class=\"tables\">{''.join(tables)}</div></section>")
-        daily_cost = {day: sum(rec[COST] for _, rec in records) for day, records in days.items()}
+                            f"{_cards(ident, by_model[-1][1])}<div class=\"tables\">{''.join(tables)}</div></section>")
+        daily_cost = self.day_costs(chart_first, today)
         chart = _chart([(d, daily_cost.get(d, 0.0)) for d in _day_range(chart_first, today)])
         kept_from, _, _ = self._kept()
         ready = self.store.ready.is_set()
@@ -224,7 +242,7 @@ def _top(text: str | None) -> int | None:
 
 
 def _json(code: int, data: object) -> Reply:
-    return code, (json.dumps(data, indent=2) + "\n").encode(), JSON, {"Cache-Control": "no-store"}
+    return code, orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n", JSON, {"Cache-Control": "no-store"}
 
 
 def _period_of(day: str, period: str | None) -> str:
