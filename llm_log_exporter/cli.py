@@ -85,6 +85,16 @@ def _tenant_from(ctx: click.Context, param: click.Parameter, value: str) -> tupl
         raise click.BadParameter(str(err)) from None
 
 
+def _tz(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from llm_log_exporter.aggregate.periods import get_zone
+
+    try:
+        get_zone(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+    return value
+
+
 def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
     if not _NAMESPACE.match(value):
         raise click.BadParameter(f"{value!r} is not a valid metric name prefix")
@@ -93,6 +103,9 @@ def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 MAX_LINE_BYTES = click.option("--max-line-bytes", default=1 << 20, type=click.IntRange(64),
                               help="Longer lines are skipped and counted.")
+TZ = click.option("--tz", default="local", callback=_tz, metavar="ZONE", envvar=f"{ENV_PREFIX}_TZ",
+                  help="Time zone of days, weeks and months (budgets, report periods, the landing page): an IANA "
+                       "name such as Europe/Paris, or 'local' for the machine's zone.")
 PRICES = click.option("--prices", metavar="FILE",
                       help="Price table (LiteLLM model_prices_and_context_window JSON) for events without a cost; "
                            "'off' for none [default: the table bundled with an installed litellm].")
@@ -132,6 +145,7 @@ VALUE_OPTIONS = [
     PRICES,
     click.option("--tenant-from", default=",".join(DEFAULT_TENANT_FROM), callback=_tenant_from, metavar="LIST",
                  help=f"Where LiteLLM payloads keep the tenant, first match wins; from {', '.join(TENANT_SOURCES)}."),
+    TZ,
 ]
 
 
@@ -168,6 +182,10 @@ def value_options(fn: F) -> F:
               help="Save read positions and metric state here (atomically) and resume from it at start-up.")
 @click.option("--state-interval", default=5.0, type=click.FloatRange(0.1, 86400),
               help="Seconds between state saves (also saved on SIGTERM/SIGINT).")
+@click.option("--daily-days", default=62, type=click.IntRange(1, 3660),
+              help="Days of per-day sums kept for the landing page and /api/v1/usage (by event time).")
+@click.option("--daily-label-sets", default=1000, type=click.IntRange(1),
+              help="(tenant_id, provider, model) combinations kept per day; the rest fold into __other__.")
 @click.option("--web.config.file", "web_config_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="TLS and basic auth, exporter-toolkit format (needs the [web] extra); see docs/security.md.")
 @click.option("--web.max-connections", "web_max_connections", default=64, type=click.IntRange(1, 10_000),
@@ -436,35 +454,91 @@ def replay(inputs: tuple[str, ...], output: str, quiet: bool, step: float, start
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True, metavar="FILE...")
+@click.argument("inputs", nargs=-1, metavar="[FILE]...")
 @click.option("--by", default="model", metavar="KEYS",
               help="Group by model, tenant and/or provider (comma-separated, in column order).")
-@click.option("--period", type=click.Choice(["day", "week", "month"]), help="Also group by UTC day, ISO week or month.")
+@click.option("--period", type=click.Choice(["day", "week", "month"]),
+              help="Also group by day, ISO week or month (in --tz).")
+@click.option("--start", metavar="TIME",
+              help="Window start: today, yesterday, this-week, this-month, last-month, an RFC 3339 time or date "
+                   "(in --tz if no offset), epoch seconds, 'now' or '-7d'.")
+@click.option("--end", metavar="TIME",
+              help="Window end (exclusive), same forms; a named window ends after it (--end yesterday: up to "
+                   "today's midnight).")
+@TZ
+@click.option("--sort", type=click.Choice(["cost", "requests", "failed", "tokens", "p95", "name"]), default="cost",
+              help="Row order within a period (highest first; name: alphabetical).")
+@click.option("--top", type=click.IntRange(1), metavar="N",
+              help="Show the first N rows per period; the rest are summed in one (other) row.")
+@click.option("--budgets", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="Budgets TOML (as the daemon's): each tenant's spend in its current budget period against its "
+                   "limit (table and json formats).")
 @click.option("-f", "--format", "fmt", default="table", type=click.Choice(["table", "csv", "json"]),
               help="Output format.")
-@window_options
 @click.option("--input-format", default="auto", type=click.Choice(format_names()), envvar=f"{ENV_PREFIX}_FORMAT",
               help="Input format (the daemon's --format); auto detects it per line.")
 @MAX_LINE_BYTES
 @PRICES
-def report(inputs: tuple[str, ...], by: str, period: str | None, fmt: str, start: float | None, end: float | None,
-           input_format: str, max_line_bytes: int, prices: str | None) -> None:
+def report(inputs: tuple[str, ...], by: str, period: str | None, start: str | None, end: str | None, tz: str,
+           sort: str, top: int | None, budgets: str | None, fmt: str, input_format: str, max_line_bytes: int,
+           prices: str | None) -> None:
     """Summarise usage logs: requests, failure rate, tokens, cost and p50/p95 duration.
 
-    Reads the same inputs as replay. Percentiles are exact (from every duration, not from buckets).
+    Reads the same inputs as replay; with no FILE, $LLM_USAGE_LOG (default ~/.aider/usage.jsonl), the
+    file the LiteLLM hook writes. Percentiles are exact (from every duration, not from buckets).
+
+    \b
+    Example:
+      llm-log-exporter report --start today --by model,tenant
+      llm-log-exporter report --start last-month --end last-month --by tenant --budgets budgets.toml
     """
+    from llm_log_exporter.aggregate.budgets import BudgetError, load_budgets
+    from llm_log_exporter.aggregate.periods import get_zone
     from llm_log_exporter.daemon import Config, build_history
     from llm_log_exporter.history.commands import run_report
     from llm_log_exporter.history.sources import InputError
+    from llm_log_exporter.history.timeparse import parse_time
 
-    if start is not None and end is not None and start >= end:
+    zone = get_zone(tz)
+    bounds: dict[str, float | None] = {}
+    for name, text in (("start", start), ("end", end)):
+        try:
+            bounds[name] = None if text is None else parse_time(text, zone=zone, edge=name)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint=f"--{name}") from None
+    if bounds["start"] is not None and bounds["end"] is not None and bounds["start"] >= bounds["end"]:
         raise click.UsageError("--start must be before --end")
+    if budgets and fmt == "csv":
+        raise click.UsageError("--budgets adds a table with other columns: use --format table or json")
+    try:
+        budget_table = load_budgets(budgets) if budgets else None
+    except BudgetError as err:
+        raise click.BadParameter(str(err), param_hint="--budgets") from None
+    if not inputs:
+        inputs = (_default_log(),)
     keys = [part.strip() for part in by.split(",") if part.strip()]
     try:
-        _, ingestor, _ = build_history(Config(files=[], format=input_format, prices=prices))
-        text = run_report(inputs, ingestor, keys, period, fmt, start, end, max_line_bytes)
+        _, ingestor, _ = build_history(Config(files=[], format=input_format, prices=prices, tz=tz))
+        text = run_report(inputs, ingestor, keys, period, fmt, bounds["start"], bounds["end"], max_line_bytes,
+                          zone=zone, sort=sort, top=top, budgets=budget_table)
     except InputError as err:
         raise _inputs_error(err) from None
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--by") from None
     click.echo(text, nl=False)
+
+
+def _default_log() -> str:
+    """The file the LiteLLM hook writes ($LLM_USAGE_LOG, else ~/.aider/usage.jsonl), said on stderr."""
+    from llm_log_exporter.writer.callback import DEFAULT_PATH, PATH_ENV_VAR
+
+    configured = os.environ.get(PATH_ENV_VAR)
+    if configured and configured.lower() == "off":
+        raise click.UsageError(f"${PATH_ENV_VAR} is 'off' (no usage log is written): give FILE")
+    path = os.path.expanduser(configured or DEFAULT_PATH)
+    source = f"${PATH_ENV_VAR}" if configured else f"the default; set ${PATH_ENV_VAR} to change it"
+    if not os.path.exists(path):
+        raise click.UsageError(f"no FILE given and {path} ({source}) does not exist: give FILE, or run "
+                               "`llm-log-exporter install-hook` so LiteLLM programs write it")
+    click.echo(f"reading {path} ({source})", err=True)
+    return path

@@ -22,7 +22,9 @@ from prometheus_client.registry import CollectorRegistry
 from llm_log_exporter.aggregate import checkpoint
 from llm_log_exporter.aggregate.breaker import Breakers
 from llm_log_exporter.aggregate.budgets import Budgets, load_budgets
+from llm_log_exporter.aggregate.daily import DEFAULT_DAYS, DEFAULT_LABEL_SETS, Daily
 from llm_log_exporter.aggregate.ingest import DEFAULT_MAX_FUTURE_SKEW, Ingestor
+from llm_log_exporter.aggregate.periods import LOCAL, get_zone
 from llm_log_exporter.aggregate.prices import load_prices
 from llm_log_exporter.aggregate.store import Store
 from llm_log_exporter.aggregate.usage import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS, Usage
@@ -35,6 +37,7 @@ from llm_log_exporter.exposition.collector import (
     store_owners,
     tailer_owner,
 )
+from llm_log_exporter.exposition.pages import Pages, file_rows
 from llm_log_exporter.exposition.server import MetricsServer, http_owner
 from llm_log_exporter.history.replay import ReplayOptions, ReplayResult, replay
 from llm_log_exporter.history.sources import Source
@@ -84,11 +87,16 @@ class Config:
     state_file: str | None = None
     state_interval: float = 5.0
     shutdown_delay: float = 0.0
+    tz: str = LOCAL  # IANA zone of days, weeks and months (budgets, the landing page); "local": the machine's
+    daily_days: int = DEFAULT_DAYS
+    daily_label_sets: int = DEFAULT_LABEL_SETS
 
 
-def build_usage(config: Config) -> Usage:
-    """The aggregation state for a config: shared by the daemon and replay, so both count alike."""
-    budgets = Budgets(*load_budgets(config.budgets)) if config.budgets else Budgets()
+def build_usage(config: Config, daily: bool = False) -> Usage:
+    """The aggregation state for a config: shared by the daemon and replay, so both count alike; ``daily``
+    adds the per-day sums of the landing page (the daemon's)."""
+    zone = get_zone(config.tz)
+    budgets = Budgets(*load_budgets(config.budgets), zone=zone) if config.budgets else Budgets(zone=zone)
     return Usage(
         buckets=config.buckets,
         ttft_buckets=config.ttft_buckets,
@@ -101,6 +109,7 @@ def build_usage(config: Config) -> Usage:
         max_streams=config.max_streams,
         max_label_length=config.max_label_length,
         max_label_sets=config.max_label_sets,
+        daily=Daily(zone, config.daily_days, config.daily_label_sets, config.buckets) if daily else None,
     )
 
 
@@ -185,7 +194,7 @@ class Exporter:
         self.server: MetricsServer | None = None
 
     def _new_store(self) -> Store:
-        return Store(build_usage(self.config))
+        return Store(build_usage(self.config, daily=True))
 
     def _resume(self, positions: list) -> None:
         """Follow the state's files from their offsets; say what could not be found."""
@@ -215,12 +224,22 @@ class Exporter:
 
         c = self.config
         web = WebConfigSource(c.web_config_file) if c.web_config_file else None  # WebConfigError when unusable
+        pages = self.pages()
         self.server = MetricsServer(
             c.host, c.port, self.registry, self.store.ready, web=web, max_connections=c.web_max_connections,
             read_timeout=c.web_read_timeout, write_timeout=c.web_write_timeout, stopping=self.stopping,
+            pages=pages,
         )
         self.registry.register(FamilyCollector({"http": http_owner(self.server)}, errors=self.scrape_errors))
         return self.server
+
+    def pages(self) -> Pages | None:
+        """The landing page and /api/v1/usage over the per-day sums (None if this store keeps none)."""
+        daily = self.store.usage.daily
+        if daily is None:
+            return None
+        files = self.config.files
+        return Pages(self.store, daily, daily.zone, lambda: file_rows(self.tailer, self.store, files))
 
     def stop(self) -> None:
         self._stop.set()

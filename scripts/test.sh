@@ -11,12 +11,13 @@ need_deb=()
 for pair in podman:podman runc:runc debootstrap:debootstrap; do
   PATH="$PATH:/usr/sbin:/sbin" command -v "${pair#*:}" >/dev/null 2>&1 || need_deb+=("${pair%%:*}")
 done
+command -v chromium >/dev/null 2>&1 || need_deb+=(chromium)  # renders the landing page (tests/test_landing_chromium.py)
 if [ ${#need_deb[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
       --no-install-recommends "${need_deb[@]}" >/dev/null
   else
-    echo "note: install ${need_deb[*]} (Debian packages) for the Prometheus and container tests" >&2
+    echo "note: install ${need_deb[*]} (Debian packages) for the Prometheus, container and browser tests" >&2
   fi
 fi
 

@@ -29,6 +29,8 @@ pytestmark = pytest.mark.slow
 DASHBOARD = ROOT / "dashboards" / "llm-usage.json"
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "tests" / "rules_test.yml"
+SPIKE_TESTS = ROOT / "deploy" / "prometheus" / "tests" / "spend_spike_test.yml"
+RULE_COUNT = 35
 DESIGNS = ROOT.parent / "shared" / "reference" / "source-designs.md"
 PROMTOOL = shutil.which("promtool")
 JOB = "llm-log-exporter"
@@ -43,8 +45,9 @@ def ev(kind: str, **fields: Any) -> str:
 
 
 def req(tenant: str, cost: float = 0.0, status: str = "success", provider: str = "openai", **fields: Any) -> str:
-    return ev("request", model="gpt-4o", provider=provider, tenant_id=tenant, status=status, duration_s=0.7,
-              prompt_tokens=100, completion_tokens=20, cached_tokens=40, reasoning_tokens=5, cost_usd=cost, **fields)
+    fields = {"model": "gpt-4o", "cost_usd": cost, **fields}
+    return ev("request", provider=provider, tenant_id=tenant, status=status, duration_s=0.7, prompt_tokens=100,
+              completion_tokens=20, cached_tokens=40, cache_write_tokens=8, reasoning_tokens=5, **fields)
 
 
 def initial(pod: str) -> str:
@@ -66,6 +69,7 @@ def traffic(pod: str, n: int) -> str:
         req("feed", cost=0.001, cache_hit=False, stream=True, ttft_s=0.2, call_id=f"{pod}-c{n}"),
         req("feed", status="failure", error_type="rate_limit", provider="anthropic"),
         req("feed", status="failure", error_type="server_error"),
+        req("feed", model="no-price-model", cost_usd=None),  # tokens, no cost, no price: llm_exporter_cost_unknown
         ev("rate_limited", tenant_id="feed"),
         "this line is not JSON\n",
     ])
@@ -131,7 +135,7 @@ def two_pods(tmp_path_factory: pytest.TempPathFactory, prometheus: PrometheusSer
                     f.write(traffic(pod, n))
             time.sleep(0.4)
         for pod, exp in exporters.items():
-            exp.wait_value("llm_exporter_lines_total", len(initial(pod).splitlines()) + 20 * 6, timeout=30)
+            exp.wait_value("llm_exporter_lines_total", len(initial(pod).splitlines()) + 20 * 7, timeout=30)
         time.sleep(2.5)  # the last appends are scraped
         yield {"prometheus": prometheus, "exporters": exporters, "before": before}
     finally:
@@ -213,7 +217,7 @@ def test_rules_evaluate_and_the_summed_budget_alerts(two_pods: dict[str, Any]) -
         if alerts.get(("LLMBudgetNearlyUsed", "acme")) == "firing" or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    assert len(rules) == 18
+    assert len(rules) == RULE_COUNT
     assert all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError")) for r in rules]
     # Neither pod alone spent 80 % of acme's budget; together they did (0.85). "over": 0.6 + 0.6.
     assert alerts[("LLMBudgetNearlyUsed", "acme")] == "firing"
@@ -232,9 +236,43 @@ def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_promtool_check_and_unit_tests() -> None:
     check = _promtool("check", "rules", str(RULES))
-    assert check.returncode == 0 and "SUCCESS: 18 rules found" in check.stdout, check.stdout + check.stderr
-    unit = _promtool("test", "rules", str(RULE_TESTS))
+    assert check.returncode == 0 and f"SUCCESS: {RULE_COUNT} rules found" in check.stdout, check.stdout + check.stderr
+    unit = _promtool("test", "rules", str(RULE_TESTS), str(SPIKE_TESTS))
     assert unit.returncode == 0, unit.stdout + unit.stderr
+
+
+# Mistakes the unit tests must catch: (what is broken, the text replaced, its replacement, the alert whose test
+# then fails, the test file; only its groups naming that alert run, to keep this quick).
+MUTATIONS = [
+    ("no traffic floor on the provider error ratio",
+     "provider:llm_provider_failure_ratio:rate5m > 0.05\n          and on (job, provider) sum without (instance, pod, "
+     "tenant_id, model, status) (increase(llm_requests_total[10m])) >= 20",
+     "provider:llm_provider_failure_ratio:rate5m > 0.05", "LLMProviderErrorRatioHigh", RULE_TESTS),
+    ("client errors counted as provider failures",
+     'error_type!~"bad_request|context_window|content_filter|budget_exceeded"', 'error_type!~"none"',
+     "LLMProviderErrorRatioHigh", RULE_TESTS),
+    ("a single window on the fast burn rate", "  and provider:llm_provider_failure_ratio:rate5m > 14.4 * 0.01\n",
+     "\n", "LLMErrorBudgetBurnFast", RULE_TESTS),
+    ("no floor on the spend spike", "(increase(llm_cost_usd_total[1h])) > 1\n",
+     "(increase(llm_cost_usd_total[1h])) > 0\n", "LLMSpendSpike", SPIKE_TESTS),
+]
+
+
+@pytest.mark.parametrize(("what", "old", "new", "alert", "tests"), MUTATIONS, ids=[m[0] for m in MUTATIONS])
+def test_promtool_unit_tests_catch_a_broken_alert(tmp_path: Path, what: str, old: str, new: str, alert: str,
+                                                  tests: Path) -> None:
+    text = RULES.read_text()
+    assert old in text, what
+    (tmp_path / "rules.yml").write_text(text.replace(old, new))
+    (tmp_path / "tests").mkdir()
+    yaml = pytest.importorskip("yaml")
+    doc = yaml.safe_load(tests.read_text())
+    doc["tests"] = [case for case in doc["tests"]
+                    if any(t["alertname"] == alert for t in case.get("alert_rule_test", []))]
+    assert doc["tests"]
+    (tmp_path / "tests" / tests.name).write_text(json.dumps(doc))  # JSON is YAML
+    unit = _promtool("test", "rules", str(tmp_path / "tests" / tests.name))
+    assert unit.returncode != 0 and alert in unit.stdout + unit.stderr, what
 
 
 def test_promtool_unit_tests_catch_a_wrong_aggregation(tmp_path: Path) -> None:
@@ -262,6 +300,6 @@ def test_dashboard_structure() -> None:
         assert {"h", "w", "x", "y"} <= set(p["gridPos"])
     text = " | ".join(p["title"].lower() for p in panels)
     for wanted in ("request rate", "error rate by provider", "latency p50 / p95 / p99", "time to first token",
-                   "tokens by type", "cost per hour by tenant", "cache hit ratio", "rate-limit hits",
+                   "tokens per second by type", "cost per hour by tenant", "cache hit ratio", "rate-limit hits",
                    "circuit breaker", "active streams", "budget usage", "lag", "invalid lines"):
         assert wanted in text, wanted

@@ -18,7 +18,7 @@ from tests.helpers import FIXTURES
 from tests.history import HISTORY_FILES, T0, fixture_events, run_cli
 
 GOLDEN = FIXTURES / "report"
-ARGS = ["report", *map(str, HISTORY_FILES), "--by", "model,tenant", "--period", "day", "--prices", "off"]
+ARGS = ["report", *map(str, HISTORY_FILES), "--by", "model,tenant", "--period", "day", "--prices", "off", "--tz", "UTC"]
 
 
 def report(*args: str) -> str:
@@ -44,7 +44,7 @@ def test_table_is_plain_and_narrow() -> None:
     assert max(map(len, text.splitlines())) <= 120
     lines = text.splitlines()
     assert lines[-3].startswith("-----") and lines[-2].split() == ["total", "240", "19", "7.9%", "575,907", "98,274",
-                                                                 "1.9254", "1.025", "3.950"]
+                                                                 "31,237", "1.9254", "1.025", "3.950"]
     assert lines[-1] == "note: 4 request(s) without a known cost are not in cost USD"
 
 

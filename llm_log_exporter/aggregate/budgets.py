@@ -1,4 +1,4 @@
-"""Per-tenant budgets: spend in the current UTC period (``periods``) divided by the limit.
+"""Per-tenant budgets: spend in the current period (``periods``, in the ``--tz`` zone) divided by the limit.
 
 Periods follow event time, so replay and live agree, and a tenant's ratio drops to 0 when the
 newest event seen belongs to a later period than its last spend.
@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
 from llm_log_exporter.aggregate import codec
-from llm_log_exporter.aggregate.periods import PERIODS, period_start
+from llm_log_exporter.aggregate.periods import PERIODS, UTC, period_start
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -64,9 +65,11 @@ def load_budgets(path: str | Path) -> tuple[dict[str, Budget], Budget | None]:
 class Budgets:
     """Spend windows per tenant plus explicit ``budget`` events, which win for their tenant."""
 
-    def __init__(self, tenants: dict[str, Budget] | None = None, default: Budget | None = None) -> None:
+    def __init__(self, tenants: dict[str, Budget] | None = None, default: Budget | None = None,
+                 zone: tzinfo = UTC) -> None:
         self.tenants = tenants or {}
         self.default = default
+        self.zone = zone
         self.windows: dict[str, list[float]] = {}  # tenant → [period start, spend]
         self.explicit: dict[str, tuple[float, float]] = {}  # tenant → (spent, limit)
 
@@ -82,7 +85,7 @@ class Budgets:
         budget = self.budget_for(tenant)
         if budget is None or ts is None:
             return
-        start = period_start(ts, budget.period)
+        start = period_start(ts, budget.period, self.zone)
         window = self.windows.get(tenant)
         if window is None or start > window[0]:
             self.windows[tenant] = [start, cost]
@@ -108,7 +111,7 @@ class Budgets:
             budget = self.budget_for(tenant)
             if budget is None:
                 continue
-            current = now is None or period_start(now, budget.period) <= start
+            current = now is None or period_start(now, budget.period, self.zone) <= start
             out[tenant] = spent / budget.limit_usd if current else 0.0
         for tenant, (spent, limit) in self.explicit.items():
             out[tenant] = spent / limit if limit > 0 else 0.0

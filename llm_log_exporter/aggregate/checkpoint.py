@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from llm_log_exporter import __version__
+from llm_log_exporter.aggregate.periods import get_zone, zone_name
 from llm_log_exporter.aggregate.store import FILE_SLOTS, Store
 from llm_log_exporter.aggregate.usage import KEY, LAYOUT, TABLES
 from llm_log_exporter.files import write_atomic
@@ -40,7 +41,7 @@ VERSION = 2
 
 # Options whose change makes saved counters mean something else (namespace, port, paths do not).
 MEANINGFUL_OPTIONS = ("format", "buckets", "ttft_buckets", "max_tenants", "max_models", "max_providers",
-                      "max_line_bytes", "derived_breaker")
+                      "max_line_bytes", "derived_breaker", "tz", "daily_days", "daily_label_sets")
 
 # Load outcomes, exposed as llm_exporter_state_load_info{result}.
 RESTORED, ABSENT, CORRUPT, FOREIGN = "restored", "absent", "corrupt", "foreign"
@@ -62,6 +63,8 @@ def settings_of(config: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in MEANINGFUL_OPTIONS:
         value = getattr(config, name)
+        if name == "tz":  # the zone itself, not "local": days and budget periods are cut in it
+            value = zone_name(get_zone(value))
         out[name] = [float(v) for v in sorted(value)] if isinstance(value, (list, tuple)) else value
     return out
 

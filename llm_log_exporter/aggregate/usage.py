@@ -16,6 +16,7 @@ from typing import Any
 from llm_log_exporter.aggregate import codec
 from llm_log_exporter.aggregate.breaker import Breakers
 from llm_log_exporter.aggregate.budgets import Budgets
+from llm_log_exporter.aggregate.daily import Daily
 from llm_log_exporter.aggregate.families import record_histograms, record_slots, tables
 from llm_log_exporter.aggregate.labels import MAX_LABEL_LENGTH, OTHER, LabelGuard
 from llm_log_exporter.aggregate.streams import Streams
@@ -75,6 +76,7 @@ class Usage:
         max_streams: int = 10_000,
         max_label_length: int = MAX_LABEL_LENGTH,
         max_label_sets: int = MAX_LABEL_SETS,
+        daily: Daily | None = None,
     ) -> None:
         self.bounds = {
             "buckets": tuple(sorted(float(b) for b in buckets)),
@@ -102,6 +104,7 @@ class Usage:
         self._budgets_active = self.budgets.active  # fixed by the config: checked once, not per event
         self.streams = Streams(stream_timeout, max_streams)
         self.clock: float | None = None  # newest event time seen: the clock of every time rule
+        self.daily = daily  # per-day sums for the landing page (the daemon's; replay and report keep none)
         # How each kind of event changes the state: ``apply`` below, or a reader's own loop over
         # ``handlers[type(event)](event)`` (one lookup and one call per event on the hot path).
         self.handlers = {
@@ -200,6 +203,9 @@ class Usage:
             rec[TTFT_SUM] += ttft
             rec[TTFT_COUNT] += 1
             rec[TTFT_BUCKETS][bisect_left(self.ttft_buckets, ttft)] += 1
+        if self.daily is not None:  # an event without ts is placed at the newest time seen
+            self.daily.request(key, ts if ts is not None else self.clock, status, prompt, completion, cached,
+                               cache_write, reasoning, cost, duration)
 
     def _failure(self, key: LabelKey, error_type: str, ts: float | None) -> None:
         tenant, provider, _ = key
@@ -238,6 +244,8 @@ class Usage:
         """The values computed at scrape time, as of the event clock; reading changes nothing."""
         overflow = {name: guard.overflow for name, guard in self.guards.items()}
         overflow["label_set"] = self.label_set_overflow
+        if self.daily is not None:
+            overflow["daily_label_set"] = self.daily.overflow
         return {
             "breakers": self.breakers.states(self.clock),
             "active_streams": len(self.streams.starts),
@@ -297,6 +305,7 @@ class Usage:
             "breakers": self.breakers.dump(),
             "budgets": self.budgets.dump(),
             "streams": self.streams.dump(),
+            "daily": self.daily.dump() if self.daily is not None else None,
         }
 
     def load(self, data: Any) -> None:
@@ -328,3 +337,8 @@ class Usage:
         self.breakers.load(data["breakers"])
         self.budgets.load(data["budgets"])
         self.streams.load(data["streams"])
+        saved_daily = data["daily"]
+        if (saved_daily is None) != (self.daily is None):
+            raise ValueError("per-day aggregates saved and configured differ")
+        if self.daily is not None:
+            self.daily.load(saved_daily)

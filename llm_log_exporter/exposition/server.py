@@ -1,4 +1,5 @@
-"""HTTP(S) endpoint: /metrics (text or OpenMetrics by negotiation), /healthz, /readyz.
+"""HTTP(S) endpoint: /metrics (text or OpenMetrics by negotiation), /healthz, /readyz, and the pages of
+``pages.py`` (the landing page at /, /api/v1/usage), all behind the same authentication.
 
 Not prometheus-client's server: its TLS handshake runs in the single accept loop, so one client that
 opens a TLS connection and says nothing stalls every scrape. Here the accept loop only accepts; each
@@ -37,12 +38,13 @@ from prometheus_client.registry import CollectorRegistry
 
 from llm_log_exporter.aggregate.ingest import RateLimitedLog
 from llm_log_exporter.exposition.collector import Owner, Snapshot
+from llm_log_exporter.exposition.pages import API_PATH, Pages
 from llm_log_exporter.exposition.text import render_text
 from llm_log_exporter.exposition.webconfig import WebConfig, WebConfigSource
 
 log = logging.getLogger("llm_log_exporter")
 
-_PATHS = ("/", "/metrics", "/healthz", "/readyz")
+_PATHS = ("/", "/metrics", "/healthz", "/readyz", API_PATH)
 _LANDING = b"""<html><head><title>llm-log-exporter</title></head><body>
 <h1>llm-log-exporter</h1><p><a href="/metrics">Metrics</a> &middot; <a href="/healthz">healthz</a>
 &middot; <a href="/readyz">readyz</a></p></body></html>
@@ -114,8 +116,10 @@ class MetricsServer:
         read_timeout: float = 10.0,
         write_timeout: float = 30.0,
         stopping: threading.Event | None = None,
+        pages: Pages | None = None,
     ) -> None:
         self.registry = registry
+        self.pages = pages
         self.ready = ready
         self.stopping = stopping or threading.Event()  # set: shutting down, /readyz says so
         self.web = web
@@ -445,8 +449,13 @@ class _Handler(BaseHTTPRequestHandler):
         return False
 
     def _serve(self, send_body: bool) -> None:
-        path = urlsplit(self.path).path
-        if path == "/metrics":
+        url = urlsplit(self.path)
+        path = url.path
+        page = self.server.pages.handle(path, url.query) if self.server.pages is not None else None
+        if page is not None:
+            code, body, content_type, extra = page
+            self._reply(code, body, content_type, extra, send_body)
+        elif path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
             if encoder is generate_latest:  # the plain text format: same bytes, rendered without Sample objects
                 encoder = render_text

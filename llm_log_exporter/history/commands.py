@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Iterator, Sequence
+from datetime import tzinfo
 from typing import BinaryIO
 
+from llm_log_exporter.aggregate.budgets import Budget
 from llm_log_exporter.aggregate.ingest import Ingestor
+from llm_log_exporter.aggregate.periods import UTC
 from llm_log_exporter.aggregate.store import Store
+from llm_log_exporter.aggregate.summary import window_of
 from llm_log_exporter.exposition.collector import FamilyCollector
 from llm_log_exporter.files import atomic_output
 from llm_log_exporter.history.progress import Progress
 from llm_log_exporter.history.replay import ReplayOptions, ReplayResult, iso, replay
-from llm_log_exporter.history.report import Report, render
+from llm_log_exporter.history.report import BudgetReport, Report, render
 from llm_log_exporter.history.sources import STDIN, Source, expand
 from llm_log_exporter.history.timeline import Timeline
 
@@ -105,9 +110,19 @@ def run_report(
     start: float | None,
     end: float | None,
     max_line_bytes: int = 1 << 20,
+    zone: tzinfo = UTC,
+    sort: str = "cost",
+    top: int | None = None,
+    budgets: tuple[dict[str, Budget], Budget | None] | None = None,
+    now: float | None = None,
 ) -> str:
-    """The report of ``inputs``; ``ingestor`` parses and prices lines exactly as the daemon does."""
-    report = Report(by, period, start, end)
+    """The report of ``inputs``; ``ingestor`` parses and prices lines exactly as the daemon does. With
+    ``budgets`` (tenants, default), each tenant's spend in its budget period holding the window's end (or
+    now) is shown against its limit."""
+    report = Report(by, period, start, end, zone, sort, top)
+    if budgets is not None:
+        at = (end - 1e-6) if end is not None else (time.time() if now is None else now)
+        report.budgets = BudgetReport(*budgets, at=at, zone=zone)
     sources = expand(inputs)
     store = ingestor.store
     timeline = Timeline(sources, ingestor, max_line_bytes=max_line_bytes)
@@ -115,5 +130,4 @@ def run_report(
     invalid = _invalid_summary(store)
     if invalid:
         _say(f"note: {invalid}")
-    window = {"start": iso(start) if start is not None else None, "end": iso(end) if end is not None else None}
-    return render(report, fmt, window)
+    return render(report, fmt, window_of(start, end, zone))

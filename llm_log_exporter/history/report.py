@@ -12,154 +12,147 @@ from __future__ import annotations
 import csv
 import io
 import json
-from array import array
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import tzinfo
+from operator import attrgetter
 
-from llm_log_exporter.aggregate.periods import PERIODS, period_label
+from llm_log_exporter.aggregate.budgets import Budget
+from llm_log_exporter.aggregate.periods import PERIODS, UTC, period_bounds, period_label, zone_name
+from llm_log_exporter.aggregate.summary import DIMENSIONS, TOTAL, Summary, check_keys
 from llm_log_exporter.events import Request
 
-DIMENSIONS = {"model": "model", "tenant": "tenant_id", "provider": "provider"}
 FORMATS = ("table", "csv", "json")
-TOTAL = "total"
 MAX_CELL = 40  # table cells longer than this are cut (CSV and JSON keep every character)
 
 
-def quantile(ordered: Sequence[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (NumPy's default); None for no data."""
-    if not ordered:
-        return None
-    pos = (len(ordered) - 1) * q
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-@dataclass
-class Group:
-    requests: int = 0
-    failed: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    no_cost: int = 0  # requests whose cost is unknown (not in cost_usd)
-    durations: array = field(default_factory=lambda: array("d"))
-
-    def add(self, ev: Request) -> None:
-        self.requests += 1
-        if ev.status != "success":
-            self.failed += 1
-        self.input_tokens += ev.prompt_tokens
-        self.output_tokens += ev.completion_tokens
-        if ev.cost_usd is None:
-            self.no_cost += 1
-        else:
-            self.cost_usd += ev.cost_usd
-        if ev.duration_s is not None:
-            self.durations.append(ev.duration_s)
-
-    def merge(self, other: Group) -> None:
-        self.requests += other.requests
-        self.failed += other.failed
-        self.input_tokens += other.input_tokens
-        self.output_tokens += other.output_tokens
-        self.cost_usd += other.cost_usd
-        self.no_cost += other.no_cost
-        self.durations.extend(other.durations)
-
-    def row(self) -> dict[str, float | int | None]:
-        ordered = sorted(self.durations)
-        return {
-            "requests": self.requests,
-            "failed": self.failed,
-            "failure_rate": round(self.failed / self.requests, 6) if self.requests else 0.0,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cost_usd": round(self.cost_usd, 10),
-            "requests_without_cost": self.no_cost,
-            "p50_duration_s": _round(quantile(ordered, 0.5)),
-            "p95_duration_s": _round(quantile(ordered, 0.95)),
-        }
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 6)
-
-
 class Report:
-    """Aggregates ``Request`` events in ``[start, end)`` by the chosen keys."""
+    """Aggregates ``Request`` events in ``[start, end)`` by the chosen keys, days and months in ``zone``."""
 
     def __init__(
-        self, by: Sequence[str], period: str | None = None, start: float | None = None, end: float | None = None
+        self, by: Sequence[str], period: str | None = None, start: float | None = None, end: float | None = None,
+        zone: tzinfo = UTC, sort: str = "cost", top: int | None = None,
     ) -> None:
-        unknown = [b for b in by if b not in DIMENSIONS]
-        if unknown or not by:
-            raise ValueError(f"--by takes {', '.join(DIMENSIONS)} (comma-separated), not {','.join(unknown)!r}")
+        self.by = check_keys(by, sort, top)
         if period is not None and period not in PERIODS:
             raise ValueError(f"--period takes {', '.join(PERIODS)}")
-        self.by = list(dict.fromkeys(by))
         self.period = period
         self.start = start
         self.end = end
-        self.groups: dict[tuple[str, ...], Group] = {}
+        self.zone = zone
+        self.sort = sort
+        self.top = top
+        self.summary = Summary(self.by, period)
+        self._key = attrgetter(*(DIMENSIONS[b] for b in self.by))
         self.outside = 0  # requests outside the window
+        self.budgets: BudgetReport | None = None
 
     @property
     def columns(self) -> list[str]:
-        return (["period"] if self.period else []) + self.by
+        return self.summary.columns
 
     def add(self, ts: float, event: object) -> None:
         if type(event) is not Request:
             return
+        if self.budgets is not None:
+            self.budgets.add(ts, event)
         if (self.start is not None and ts < self.start) or (self.end is not None and ts >= self.end):
             self.outside += 1
             return
-        key = tuple(getattr(event, DIMENSIONS[b]) for b in self.by)
+        key = self._key(event)
+        key = key if isinstance(key, tuple) else (key,)
         if self.period:
-            key = (period_label(ts, self.period), *key)
-        group = self.groups.get(key)
-        if group is None:
-            group = self.groups[key] = Group()
-        group.add(event)
+            key = (period_label(ts, self.period, self.zone), *key)
+        self.summary.group(key).add_request(
+            event.status, event.prompt_tokens, event.completion_tokens, event.cached_tokens,
+            event.cache_write_tokens, event.reasoning_tokens, event.cost_usd, event.duration_s)
 
     def feed(self, items: Iterable[tuple[float, int, object]]) -> None:
         for ts, _, event in items:
             self.add(ts, event)
 
-    def rows(self) -> list[tuple[tuple[str, ...], dict]]:
-        """Rows sorted by period, then cost (highest first), then names; the totals row last."""
-        period = 1 if self.period else 0
+    def rows(self) -> list[tuple[tuple[str, ...], dict, int]]:
+        """Rows sorted by period, then ``sort`` (cost, highest first, by default); the totals row last."""
+        return self.summary.rows(self.sort, self.top)
 
-        def order(item: tuple[tuple[str, ...], Group]) -> tuple:
-            key, group = item
-            return (key[:period], -group.cost_usd, -group.requests, key[period:])
 
-        rows = [(key, group.row()) for key, group in sorted(self.groups.items(), key=order)]
-        total = Group()
-        for group in self.groups.values():
-            total.merge(group)
-        rows.append(((TOTAL,) + ("",) * (len(self.columns) - 1), total.row()))
-        return rows
+@dataclass
+class BudgetLine:
+    tenant: str
+    budget: Budget
+    start: float
+    end: float
+    spent: float = 0.0
+
+    def row(self, zone: tzinfo) -> dict[str, object]:
+        return {
+            "tenant": self.tenant,
+            "period": self.budget.period,
+            "period_label": period_label(self.start, self.budget.period, zone),
+            "limit_usd": self.budget.limit_usd,
+            "spent_usd": round(self.spent, 10),
+            "used_ratio": round(self.spent / self.budget.limit_usd, 6),
+            "left_usd": round(self.budget.limit_usd - self.spent, 10),
+        }
+
+
+class BudgetReport:
+    """Each tenant's spend in its budget period holding ``at`` (the window's end, else now), in ``zone``:
+    the tenants the budgets file names, and every tenant with spend in its period when it has a default."""
+
+    def __init__(self, tenants: dict[str, Budget], default: Budget | None, at: float, zone: tzinfo = UTC) -> None:
+        self.default = default
+        self.tenants = tenants
+        self.at = at
+        self.zone = zone
+        self.lines: dict[str, BudgetLine] = {name: self._line(name, budget) for name, budget in tenants.items()}
+
+    def _line(self, tenant: str, budget: Budget) -> BudgetLine:
+        start, end = period_bounds(self.at, budget.period, self.zone)
+        return BudgetLine(tenant, budget, start, end)
+
+    def add(self, ts: float, event: Request) -> None:
+        if event.cost_usd is None:
+            return
+        line = self.lines.get(event.tenant_id)
+        if line is None:
+            if self.default is None:
+                return
+            line = self._line(event.tenant_id, self.default)
+            if not line.start <= ts < line.end:
+                return
+            self.lines[event.tenant_id] = line
+        if line.start <= ts < line.end:
+            line.spent += event.cost_usd
+
+    def rows(self) -> list[dict[str, object]]:
+        lines = sorted(self.lines.values(), key=lambda line: (-line.spent / line.budget.limit_usd, line.tenant))
+        return [line.row(self.zone) for line in lines]
 
 
 # --- output formats --------------------------------------------------------------------------------
 
 NUMERIC = [
     ("requests", "requests"), ("failed", "failed"), ("failure_rate", "fail %"),
-    ("input_tokens", "input tok"), ("output_tokens", "output tok"), ("cost_usd", "cost USD"),
+    ("input_tokens", "input tok"), ("output_tokens", "output tok"), ("cached_tokens", "cached"),
+    ("cache_write_tokens", "cache wr"), ("reasoning_tokens", "reasoning"), ("cost_usd", "cost USD"),
     ("p50_duration_s", "p50 s"), ("p95_duration_s", "p95 s"),
 ]
+BUDGET_COLUMNS = [("tenant", "budget tenant"), ("period_label", "period"), ("limit_usd", "limit USD"),
+                  ("spent_usd", "spent USD"), ("used_ratio", "used"), ("left_usd", "left USD")]
 
 
 def _cell(name: str, value: object) -> str:
     if value is None:
         return "-"
-    if name == "failure_rate":
+    if name in ("failure_rate", "used_ratio"):
         return f"{value:.1%}"
-    if name == "cost_usd":
+    if name in ("cost_usd", "limit_usd", "spent_usd", "left_usd"):
         return f"{value:,.4f}"
     if name.endswith("_duration_s"):
         return f"{value:.3f}"
+    if isinstance(value, str):
+        return _cut(value)
     return f"{value:,}"
 
 
@@ -168,24 +161,48 @@ def _cut(text: str) -> str:
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 3] + "..."
 
 
-def to_table(report: Report) -> str:
-    rows = report.rows()
-    header = [*report.columns, *(title for _, title in NUMERIC)]
-    body = [[_cut(k) for k in key] + [_cell(name, row[name]) for name, _ in NUMERIC] for key, row in rows[:-1]]
-    key, row = rows[-1]
-    body.append(list(key) + [_cell(name, row[name]) for name, _ in NUMERIC])  # totals: blank key cells
-    keys = len(report.columns)
-    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+def _grid(header: list[str], body: list[list[str]], keys: int, total: list[str] | None) -> list[str]:
+    """Columns padded to their widest cell: keys left-aligned, numbers right-aligned; a rule above totals."""
+    lines_ = [header, *body, *([total] if total else [])]
+    widths = [max(len(line[i]) for line in lines_) for i in range(len(header))]
 
     def fmt(line: list[str]) -> str:
         cells = [c.ljust(w) if i < keys else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))]
         return "  ".join(cells).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
-    lines = [fmt(header), rule, *(fmt(line) for line in body[:-1]), rule, fmt(body[-1])]
+    out = [fmt(header), rule, *(fmt(line) for line in body)]
+    if total:
+        out += [rule, fmt(total)]
+    return out
+
+
+SUBSETS = ("cached_tokens", "cache_write_tokens", "reasoning_tokens")  # left out of the table when all zero
+
+
+def to_table(report: Report) -> str:
+    rows = report.rows()
+    numeric = [(n, t) for n, t in NUMERIC if n not in SUBSETS or rows[-1][1][n]]
+    header = [*report.columns, *(title for _, title in numeric)]
+    body = [[_cut(k) if k or not folded else "" for k in key] + [_cell(name, row[name]) for name, _ in numeric]
+            for key, row, folded in rows[:-1]]
+    key, row, _ = rows[-1]
+    total = list(key) + [_cell(name, row[name]) for name, _ in numeric]  # totals: blank key cells
+    lines = _grid(header, body, len(report.columns), total)
     no_cost = rows[-1][1]["requests_without_cost"]
     if no_cost:
         lines.append(f"note: {no_cost:,} request(s) without a known cost are not in cost USD")
+    folded = sum(n for _, _, n in rows)
+    if folded:
+        lines.append(f"note: rows past --top {report.top} are summed in (other) rows ({folded:,} row(s))")
+    if report.budgets is not None:
+        budget_rows = report.budgets.rows()
+        lines += ["", f"budgets: spend in each tenant's current budget period ({zone_name(report.zone)})"]
+        if budget_rows:
+            lines += _grid([title for _, title in BUDGET_COLUMNS],
+                           [[_cell(name, r[name]) for name, _ in BUDGET_COLUMNS] for r in budget_rows], 2, None)
+        else:
+            lines.append("budgets: no tenant has a budget or spend in its budget period")
     return "\n".join(lines) + "\n"
 
 
@@ -194,20 +211,15 @@ def to_csv(report: Report) -> str:
     writer = csv.writer(out, lineterminator="\n")
     names = [name for name, _ in NUMERIC] + ["requests_without_cost"]
     writer.writerow([*report.columns, *names])
-    for key, row in report.rows():
+    for key, row, _ in report.rows():
         writer.writerow([*key, *("" if row[n] is None else row[n] for n in names)])
     return out.getvalue()
 
 
 def to_json(report: Report, window: dict[str, str | None]) -> str:
-    rows = report.rows()
-    data = {
-        "window": window,
-        "by": report.by,
-        "period": report.period,
-        "rows": [dict(zip(report.columns, key, strict=True)) | row for key, row in rows[:-1]],
-        "total": rows[-1][1],
-    }
+    data = report.summary.document(window, report.sort, report.top)
+    if report.budgets is not None:
+        data["budgets"] = report.budgets.rows()
     return json.dumps(data, indent=2) + "\n"
 
 
@@ -220,3 +232,5 @@ def render(report: Report, fmt: str, window: dict[str, str | None]) -> str:
         return to_json(report, window)
     raise ValueError(f"unknown format {fmt!r}")
 
+
+__all__ = ["FORMATS", "TOTAL", "BudgetReport", "Report", "render"]
