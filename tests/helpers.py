@@ -19,6 +19,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# Share of each property test's examples to run: 1 by default; .ci/run's Python-version runs take fewer
+# (the full count runs once, in its main run).
+EXAMPLES_SHARE = float(os.environ.get("LLM_LOG_EXPORTER_TEST_EXAMPLES", "1"))
+
+
+def examples(n: int) -> int:
+    """``n`` hypothesis examples, scaled by ``LLM_LOG_EXPORTER_TEST_EXAMPLES`` (never fewer than 10)."""
+    return max(10, round(n * EXAMPLES_SHARE))
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -148,13 +156,17 @@ class ExporterProcess:
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
         deadline = time.monotonic() + timeout
+        # Polls back off to a hundredth of the timeout (at most 1 s), so a long wait on a busy machine does
+        # not spend the daemon's CPU on scrapes it cannot yet answer.
+        delay, longest = 0.05, min(max(0.05, timeout / 100), 1.0)
         while time.monotonic() < deadline:
             try:
                 if predicate():
                     return
             except KeyError:
                 pass
-            time.sleep(0.05)
+            time.sleep(delay)
+            delay = min(delay * 1.5, longest)
         raise AssertionError(f"timed out waiting for {what}")
 
     def wait_value(self, name: str, expected: float, timeout: float = 10.0, **labels: str) -> Samples:

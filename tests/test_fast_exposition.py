@@ -17,7 +17,7 @@ from prometheus_client.utils import floatToGoString
 from llm_log_exporter.daemon import Config, Exporter
 from llm_log_exporter.exposition.collector import FamilyCollector, store_owners
 from llm_log_exporter.exposition.text import CounterRows, HistogramRows, format_value, render_text
-from tests.helpers import FIXTURES, ExporterProcess, parse_exposition
+from tests.helpers import FIXTURES, ExporterProcess, examples, parse_exposition
 
 HOSTILE = ['say "hi"', "back\\slash", "new\nline", "ünïcödé ✓", "", "__other__", "a,b=c}{", "\\n"]
 
@@ -84,7 +84,7 @@ labels = st.text(max_size=12)
 values = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**18), 10**18))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     rows=st.lists(st.tuples(labels, labels, values), max_size=6),
     hist_sum=st.one_of(st.none(), st.floats(min_value=0, max_value=1e12)),

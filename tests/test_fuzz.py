@@ -30,10 +30,10 @@ from llm_log_exporter.aggregate.usage import Usage
 from llm_log_exporter.events import InvalidLine
 from llm_log_exporter.parsers import AUTO, FORMATS, get_parser
 from llm_log_exporter.tailer import Tailer
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, examples
 
 FUZZ = settings(
-    max_examples=150, deadline=None, derandomize=True, database=None,
+    max_examples=examples(150), deadline=None, derandomize=True, database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
@@ -297,7 +297,7 @@ def test_unhashable_values_anywhere_are_rejected_not_crashes(fmt: str) -> None:
 # ------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=80, deadline=None, derandomize=True, database=None,
+@settings(max_examples=examples(80), deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(
     pieces=st.lists(

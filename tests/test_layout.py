@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+import llm_log_exporter
 from llm_log_exporter.writer.install import COPIED
 from tests.helpers import ROOT
 
-PACKAGE = ROOT / "llm_log_exporter"
+PACKAGE = Path(llm_log_exporter.__file__).resolve().parent  # the checkout's, or the installed wheel's
 STAGES = ("writer", "schema", "tailing", "parsers", "aggregate", "exposition", "history")
 MAX_LINES = 700
 

@@ -96,7 +96,7 @@ def test_rss_bounded_for_lineless_gigabyte_and_floods(tmp_path: Path) -> None:
                 f.write(json.dumps({"v": 1, "event": "stream_start", "call_id": f"{i}{long_text}",
                                     "model": "m", "provider": "p"}) + "\n")
         requests = 201_000
-        exp.wait_value("llm_tokens_total", requests, type="input", timeout=180)
+        exp.wait_value("llm_tokens_total", requests, type="input", timeout=600)  # ~100 MB of lines: minutes under load
         samples = exp.scrape()
         assert value(samples, "llm_exporter_lines_total", file=str(flood), result="parsed") == requests + 1000
         assert value(samples, "llm_exporter_label_overflow_total", label="tenant_id") > 0

@@ -27,6 +27,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from tests.helpers import examples
 from tests.pipeline import Pipeline
 
 MAX_LINE = 120
@@ -214,7 +215,7 @@ class TailerModel(RuleBasedStateMachine):
 
 
 class TestExactPath(TailerModel.TestCase):
-    settings = settings(max_examples=200, stateful_step_count=40, deadline=None)
+    settings = settings(max_examples=examples(200), stateful_step_count=40, deadline=None)
 
 
 class GlobModel(TailerModel):
@@ -222,4 +223,4 @@ class GlobModel(TailerModel):
 
 
 class TestGlobMatchingRotatedNames(GlobModel.TestCase):
-    settings = settings(max_examples=200, stateful_step_count=40, deadline=None)
+    settings = settings(max_examples=examples(200), stateful_step_count=40, deadline=None)

@@ -23,6 +23,7 @@ from llm_log_exporter import tailer as tailer_mod
 from llm_log_exporter.tailer import Tailer
 from llm_log_exporter.tailing import inotify as inotify_mod
 from llm_log_exporter.tailing.inotify import WakeWatch
+from tests.helpers import examples
 
 
 class Rec:
@@ -797,7 +798,7 @@ _OPS = st.one_of(
 
 
 @pytest.mark.parametrize("follow_rotated", [False, True])
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(_OPS, max_size=40), read_chunk=st.sampled_from([5, 64, 4096]))
 def test_model_every_complete_line_exactly_once(follow_rotated, ops, read_chunk):
     """Random writes, polls, rotations, truncations and deletions: delivered == completed lines.
