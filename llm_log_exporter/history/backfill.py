@@ -78,8 +78,8 @@ class OpenMetricsWriter:
         self._size = 0
         self._runs: list[str] = []
         self._tmp: tempfile.TemporaryDirectory | None = None
-        self._start = -math.inf  # the current buffer's window
-        self._end = math.inf
+        self._start = -math.inf  # the current buffer's window (with windows: none before the first sample)
+        self._end = math.inf if window is None else -math.inf
 
     @property
     def spool(self) -> str:
