@@ -172,3 +172,33 @@ def test_fast_path_agrees_with_the_field_by_field_path(obj: dict, base: dict) ->
         return
     if fast is not None:
         assert [fast] == expected
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(st.dictionaries(st.sampled_from(KEYS), VALUES), st.sampled_from([{}, {"v": 1}, {"v": 1, "model": "m"}]))
+def test_typed_decoder_agrees_with_orjson_and_the_dict_path(obj: dict, base: dict) -> None:
+    import orjson
+
+    line = orjson.dumps({**base, **obj})
+    fast = native.fast_line(line)
+    if fast is not None:
+        assert fast == native.parse(orjson.loads(line))
+
+
+@pytest.mark.parametrize("line", [
+    b'{"v":1,"model":"m","x":"\\ud800"}',  # orjson: not JSON
+    b'{"v":1,"model":"m","x":"\xff"}',  # invalid UTF-8 in a key nobody reads: still not JSON
+    b'{"v":1,"model":"m","x":' + b"[" * 2000 + b"]" * 2000 + b"}",
+    b'{"v":2,"model":"m","v":1}',  # duplicate keys: the last one counts, as orjson reads it
+    b'{"v":1,"model":"m","status":null}',
+])
+def test_typed_decoder_leaves_every_odd_line_to_the_generic_path(line: bytes) -> None:
+    from llm_log_exporter.parsers import parse_line
+
+    assert native.fast_line(line) is None
+    parse = get_parser("auto")
+    try:
+        events = parse_line(parse, line)
+    except InvalidLine as err:
+        events = err.reason  # type: ignore[assignment]
+    assert events in ("not_json", "bad_field") or events[0].model == "m"

@@ -9,7 +9,13 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from operator import itemgetter
-from typing import Any
+from typing import Annotated, Any, Literal
+
+try:  # the typed decoder (see fast_line); without it every line takes orjson and the dict fast path
+    import msgspec
+    from msgspec import Meta
+except ImportError:  # pragma: no cover - msgspec is a dependency; the fallback keeps the parser exact anyway
+    msgspec = None  # type: ignore[assignment]
 
 from llm_log_exporter.events import (
     BreakerState,
@@ -128,6 +134,72 @@ def _fast_request(obj: dict[str, Any]) -> Request | None:
     return _new(Request, (ts, call_id or "", model, provider or "", tenant or "", status, error,
                           None if d is None else float(d), None if ttft is None else float(ttft), stream,
                           p, c, ca, cw, r, None if cost is None else float(cost), cache_hit, None))
+
+
+if msgspec is not None:
+    _Count = Annotated[int, Meta(ge=0, le=MAX_TOKENS)]
+    _Seconds = Annotated[float, Meta(ge=0, le=MAX_DURATION_S)]
+    _Cost = Annotated[float, Meta(ge=0, le=MAX_COST_USD)]
+    _Epoch = Annotated[float, Meta(ge=0, lt=MAX_EPOCH)]
+    _Model = Annotated[str, Meta(min_length=1)]
+
+    class _Line(msgspec.Struct):
+        """A schema-v1 request line as a struct with the field-by-field path's types and bounds."""
+
+        v: Literal[1]
+        model: _Model
+        event: Literal["request"] = "request"
+        ts: _Epoch | str | None = None
+        call_id: str | None = None
+        provider: str | None = None
+        tenant_id: str | None = None
+        status: Literal["success", "failure"] = "success"
+        error_type: str | None = None
+        duration_s: _Seconds | None = None
+        ttft_s: _Seconds | None = None
+        stream: bool | None = False
+        prompt_tokens: _Count | None = None
+        completion_tokens: _Count | None = None
+        total_tokens: _Count | None = None
+        cached_tokens: _Count | None = None
+        cache_write_tokens: _Count | None = None
+        reasoning_tokens: _Count | None = None
+        cost_usd: _Cost | None = None
+        cache_hit: bool | None = None
+
+    _decode_line = msgspec.json.Decoder(_Line).decode
+    _TYPED_ERRORS: tuple[type[BaseException], ...] = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
+
+
+def fast_line(line: bytes) -> list[Event] | None:
+    """A request line decoded straight from its bytes into a typed struct (msgspec: the JSON decoding
+    and the checks in one C pass, ~4× cheaper than orjson plus the dict checks); None for anything
+    else, which then takes orjson and ``parse``, so what is accepted and every rejection reason stay
+    exactly theirs. Only ASCII lines (the callback's): msgspec skips unknown keys without checking
+    their UTF-8, where orjson rejects the line."""
+    if msgspec is None or not line.isascii() or b'"v"' not in line:
+        return None
+    try:
+        o = _decode_line(line)
+    except _TYPED_ERRORS:
+        return None
+    ts = o.ts
+    if type(ts) is str:
+        try:
+            ts = parse_ts(ts)
+        except InvalidLine:
+            return None
+    status = o.status
+    error = None
+    if status == "failure":
+        error = o.error_type
+        if error not in _ERROR_TYPES:
+            error = "other"
+    stream = o.stream or False
+    return [_new(Request, (ts, o.call_id or "", o.model, o.provider or "", o.tenant_id or "", status, error,
+                           o.duration_s, o.ttft_s if stream else None, stream, o.prompt_tokens or 0,
+                           o.completion_tokens or 0, o.cached_tokens or 0, o.cache_write_tokens or 0,
+                           o.reasoning_tokens or 0, o.cost_usd, o.cache_hit, None))]
 
 
 def _request(obj: dict[str, Any]) -> Request:
