@@ -26,7 +26,7 @@ from llm_log_exporter.events import InvalidLine
 from llm_log_exporter.exposition.collector import FamilyCollector
 from llm_log_exporter.history.backfill import BLOCK_SECONDS
 from llm_log_exporter.history.render import Renderer
-from llm_log_exporter.history.sources import GZIP_MAGIC, STDIN, Source, document_lines, is_document
+from llm_log_exporter.history.sources import GZIP_MAGIC, STDIN, InputError, Source, document_lines, is_document
 from llm_log_exporter.parsers import ParseFn, parse_line
 
 PROBE = 64 << 10  # bytes per probe
@@ -141,33 +141,42 @@ class Estimator:
         survey.complete = len(files) == len(sources)
         total = sum(s.size or 0 for s in files) or 1
         for source in files:
-            survey.input_bytes += source.size or 0
-            budget = max(2 * PROBE, BUDGET * (source.size or 0) // total)
-            probed_before, bytes_seen = survey.probed, 0
-            counter = [0]
-            if is_document(source.path):
-                lines = list(document_lines(source.path)[0])
-                self._lines(lines)
-                survey.lines += len(lines)
-                continue
-            with open(source.path, "rb") as f:
-                compressed = f.read(2) == GZIP_MAGIC
-            chunks = _gzip_chunks(source.path, budget, counter) if compressed else _plain_chunks(source.path, budget)
-            for data, at_start, at_end in chunks:
-                lines = data.split(b"\n")
-                if not at_start:
-                    lines = lines[1:]
-                if not at_end:
-                    lines = lines[:-1]
-                lines = [line for line in lines if line.strip()]
-                bytes_seen += sum(len(line) + 1 for line in lines)
-                self._lines(lines)
-            probed = survey.probed - probed_before
-            if compressed:
-                survey.lines += counter[0]
-            elif probed:
-                survey.lines += round((source.size or 0) / (bytes_seen / probed))
+            try:
+                self._source(source, total)
+            except InputError:
+                raise
+            except OSError as err:
+                raise InputError(f"{source.name}: cannot read: {err.strerror or err}") from None
         return survey
+
+    def _source(self, source: Source, total: int) -> None:
+        survey = self.survey
+        survey.input_bytes += source.size or 0
+        budget = max(2 * PROBE, BUDGET * (source.size or 0) // total)
+        probed_before, bytes_seen = survey.probed, 0
+        counter = [0]
+        document = document_lines(source.path) if is_document(source.path) else None
+        if document is not None:
+            self._lines(document)
+            survey.lines += len(document)
+            return
+        with open(source.path, "rb") as f:
+            compressed = f.read(2) == GZIP_MAGIC
+        chunks = _gzip_chunks(source.path, budget, counter) if compressed else _plain_chunks(source.path, budget)
+        for data, at_start, at_end in chunks:
+            lines = data.split(b"\n")
+            if not at_start:
+                lines = lines[1:]
+            if not at_end:
+                lines = lines[:-1]
+            lines = [line for line in lines if line.strip()]
+            bytes_seen += sum(len(line) + 1 for line in lines)
+            self._lines(lines)
+        probed = survey.probed - probed_before
+        if compressed:
+            survey.lines += counter[0]
+        elif probed:
+            survey.lines += round((source.size or 0) / (bytes_seen / probed))
 
 
 @dataclass
