@@ -129,6 +129,7 @@ class OpenMetricsWriter:
                 continue
             if new is None:
                 new = self._at(ts)
+                touched = self._touched  # _at may have begun a new window (a new list)
             text = point.text = point.text.replace(old, new)
             chunks = point.chunks
             if not chunks:
