@@ -232,7 +232,9 @@ def test_the_estimate_is_printed_and_a_backfill_that_does_not_fit_is_refused(
     from llm_log_exporter.daemon import build_history, build_usage
     from llm_log_exporter.history.commands import Refused, ReplayTarget, run_replay
 
-    log = big_log(tmp_path / "u.jsonl", 3000)  # 25 hours
+    log = big_log(tmp_path / "u.jsonl", 3000)  # 25 hours, ~330 kB: probed whole
+    with open(log, "a") as f:  # a model first seen near the end
+        f.write(json.dumps({"v": 1, "model": "late", "ts": T0 + 3000 * 30 - 5, "prompt_tokens": 1}) + "\n")
     config = Config(files=[])
 
     def go(force: bool) -> object:
@@ -255,7 +257,17 @@ def test_the_estimate_is_printed_and_a_backfill_that_does_not_fit_is_refused(
     series = int(line.split()[1].replace(",", ""))
     written = next(x for x in done.stderr.decode().splitlines() if x.startswith("wrote "))
     assert f"of {series:,} series" in written  # the probes found every series
+    estimated, samples = (int(text.split()[i].lstrip("~").replace(",", "")) for text, i in ((line, 3), (written, 2)))
+    assert 0.8 < estimated / samples < 1.25, (line, written)
     assert "step 60 s" in line  # a day of history: the fine default step
+
+
+def test_tsdb_windows_are_the_longest_block_range_whose_text_stays_small() -> None:
+    day, hour = 86400, 3600
+    assert est.window_for(10 << 20, 6 * hour) == 54 * hour  # one promtool run for a small backfill
+    assert est.window_for(15 * 10**9, 90 * day) == 18 * hour  # 90 days of 5,000 series: ~125 MB windows
+    assert est.window_for(10**12, 90 * day) == 2 * hour  # dense: promtool's own block length
+    assert est.window_for(10**9, None) == 2 * hour
 
 
 def test_the_default_step_suits_the_span() -> None:
@@ -283,11 +295,15 @@ def test_tsdb_blocks_one_per_window_each_read_once(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr.decode()
     blocks = sorted(p for p in data.iterdir() if p.name != "existing")
     meta = [json.loads((b / "meta.json").read_text()) for b in blocks]
-    assert len(blocks) == 4  # 22:01 .. 04:05: four 2 h windows, one block each
+    wrote = next(x for x in done.stderr.decode().splitlines() if x.startswith("wrote "))
+    hours = int(wrote.split(" window(s) of ")[1].split()[0])
+    assert hours == 54  # a small backfill: the longest window promtool writes in one pass
+    window = hours * 3_600_000
+    # 2025-06-30T22:01 .. 07-01T04:05 lies in one 54 h window (aligned to multiples of 54 h): one block
+    assert len(blocks) == 1 == int(wrote.split(" window(s)")[0].split("(")[-1])
     for m in meta:
-        assert m["minTime"] // 7_200_000 == (m["maxTime"] - 1) // 7_200_000  # within one aligned window
-    written = int(next(x for x in done.stderr.decode().splitlines() if x.startswith("wrote ")).split()[5]
-                  .replace(",", ""))
+        assert m["minTime"] // window == (m["maxTime"] - 1) // window  # within one aligned window
+    written = int(wrote.split()[5].replace(",", ""))
     assert sum(m["stats"]["numSamples"] for m in meta) == written
     assert sorted(os.listdir(tmp_path)) == ["data"]  # no window file, staging or promtool scratch left
     assert not [p for p in data.iterdir() if p.name.startswith(".")]
