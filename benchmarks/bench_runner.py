@@ -45,7 +45,7 @@ from llm_log_exporter.aggregate.ingest import Ingestor
 from llm_log_exporter.aggregate.store import Store
 from llm_log_exporter.aggregate.usage import DUR_BUCKETS
 from llm_log_exporter.daemon import Config, Exporter, build_usage
-from llm_log_exporter.exposition.text import render_text
+from llm_log_exporter.exposition.render import render_text
 from llm_log_exporter.parsers import FORMATS, get_parser
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,346 @@
+"""One renderer for both exposition formats, keeping what it rendered from one scrape to the next.
+
+Per row family (``exposition/text.py``) it keeps each series' lines: label values are escaped and the
+``name{labels} `` prefixes built once per series, and a series is rendered again only when its raw values
+changed (a histogram's buckets are made cumulative only then). The lines of a family are grouped in
+chunks of about ``chunk_bytes``; a chunk made of the very lines of the previous scrape reuses its encoded
+bytes and, when the scraper accepts gzip, its compressed bytes. Each chunk is deflated on its own and ends
+on a byte boundary (a sync flush, no final block), so the chunks concatenate into one ordinary gzip member,
+as pigz does: a scrape compresses only the chunks that changed.
+
+Formats come from prometheus-client's own negotiation (``choose_encoder``): the text format (0.0.4, or
+1.0.0 with an escaping scheme) and OpenMetrics, with the escaping a scraper asks for. Families that are not
+row families (process and platform collectors, anything else registered) go through prometheus-client's
+encoder for the negotiated format, so every family serves either format.
+
+Exemplars: rows may carry one per counter series or histogram bucket; OpenMetrics shows them, the text
+format cannot. The caches belong to the exposition side: reading the aggregation state changes nothing.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import struct
+import threading
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import generate_latest as text_encoder
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics.exposition import (
+    ALLOWUTF8,
+    UNDERSCORES,
+    escape_label_name,
+    escape_metric_name,
+)
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_encoder
+
+from llm_log_exporter.exposition.text import (
+    CounterRows,
+    HistogramRows,
+    RowFamily,
+    escape_label_value,
+    exemplar_text,
+    format_value,
+)
+
+_EOF = "# EOF\n"
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, mtime 0, unknown OS
+_FINAL_BLOCK = b"\x03\x00"  # an empty final block (fixed Huffman): ends the deflate stream
+_CHANGED = object()  # compares unequal to any value: a new series is always rendered
+
+
+def _signbit(value: Any) -> bool:
+    """-0.0 equals 0.0 yet prints apart: a zero is re-rendered when its sign changed."""
+    return isinstance(value, float) and math.copysign(1.0, value) < 0
+
+
+@dataclass(frozen=True)
+class Format:
+    """A negotiated exposition format: its Content-Type and prometheus-client's encoder for it."""
+
+    content_type: str
+    encoder: Callable[..., bytes]
+    openmetrics: bool
+    escaping: str
+    fast: bool  # row families rendered here (else everything goes through ``encoder``)
+
+
+def negotiate(accept: str | None) -> Format:
+    """The format prometheus-client's ``choose_encoder`` picks for an ``Accept`` header."""
+    encoder, content_type = choose_encoder(accept or "")
+    func = getattr(encoder, "func", encoder)
+    escaping = getattr(encoder, "keywords", {}).get("escaping", UNDERSCORES)
+    return Format(content_type, encoder, func is openmetrics_encoder, escaping,
+                  func is openmetrics_encoder or func is text_encoder)
+
+
+TEXT = negotiate("text/plain; version=0.0.4")
+OPENMETRICS = negotiate("application/openmetrics-text; version=1.0.0")
+
+
+class _Chunk:
+    """Consecutive lines of one family; encoded and compressed once, on first use."""
+
+    __slots__ = ("_deflated", "data", "pieces")
+
+    def __init__(self, pieces: list[str], data: bytes | None = None) -> None:
+        self.pieces = pieces
+        self.data = data if data is not None else "".join(pieces).encode()
+        self._deflated: bytes | None = None
+
+    def deflated(self, level: int) -> bytes:
+        if self._deflated is None:
+            deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+            self._deflated = deflate.compress(self.data) + deflate.flush(zlib.Z_SYNC_FLUSH)
+        return self._deflated
+
+
+class _Series:
+    """One series' raw values as last rendered, its text in both formats, and what rebuilds it."""
+
+    __slots__ = ("exemplars", "om", "parts", "text", "values")
+
+    def __init__(self, parts: tuple[str, ...]) -> None:
+        self.values: Any = _CHANGED
+        self.exemplars: Any = None
+        self.parts = parts  # prefixes: a scalar's "name{labels} "; a histogram's bucket head/tail, count, sum
+        self.text = ""
+        self.om = ""
+
+
+class _FamilyCache:
+    """One row family's series and chunks, for one escaping scheme."""
+
+    def __init__(self, metric: RowFamily, escaping: str) -> None:
+        names = metric.labelnames
+        self.escaping = escaping
+        self.sample_names = tuple(escape_metric_name(n, escaping) for n in metric.sample_names())
+        order = sorted(range(len(names)), key=names.__getitem__)
+        self.order = [(escape_label_name(names[i], escaping), i) for i in order]
+        if isinstance(metric, HistogramRows):
+            at = sum(1 for n in names if n < "le")  # where le sorts among the family's labels
+            self.le_at = at
+            le = escape_label_name("le", escaping)
+            self.le_labels = [f'{le}="{escape_label_value(v)}"' for v in metric.les]
+        self.series: dict[Any, _Series] = {}
+        self.chunks: dict[bool, list[_Chunk]] = {False: [], True: []}
+        self.per_chunk = 0
+        self.headers = {False: self._header(metric, False), True: self._header(metric, True)}
+
+    def _header(self, metric: RowFamily, om: bool) -> str:
+        if om:
+            name = escape_metric_name(metric.name, self.escaping)
+            doc = escape_label_value(metric.documentation)
+            unit = f"# UNIT {name} {metric.unit}\n" if metric.unit else ""
+            return f"# HELP {name} {doc}\n# TYPE {name} {metric.type}\n{unit}"
+        name = escape_metric_name(metric.name + (metric.suffix if isinstance(metric, CounterRows) else ""),
+                                  self.escaping)
+        doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        return f"# HELP {name} {doc}\n# TYPE {name} {metric.type}\n"
+
+    def _labels(self, labels: Any, escapes: dict[str, str], order: list[tuple[str, int]]) -> str:
+        out = []
+        for name, i in order:
+            value = labels[i]
+            escaped = escapes.get(value)
+            if escaped is None:
+                escaped = escapes[value] = escape_label_value(value)
+            out.append(f'{name}="{escaped}"')
+        return ",".join(out)
+
+    # ----------------------------------------------------------------- scalars (counters, gauges)
+
+    def scalars(self, rows: list[tuple[Any, float, Any]], om: bool, escapes: dict[str, str]) -> list[str]:
+        series = self.series
+        pieces: list[str] = []
+        append = pieces.append
+        for labels, value, exemplar in rows:
+            s = series.get(labels)
+            if s is None:
+                labelstr = self._labels(labels, escapes, self.order)
+                s = series[labels] = _Series((f"{self.sample_names[0]}{{{labelstr}}} " if labelstr
+                                              else f"{self.sample_names[0]} ",))
+            if value != s.values or exemplar != s.exemplars or (not value and _signbit(value) != _signbit(s.values)):
+                text = s.text = f"{s.parts[0]}{format_value(value)}\n"
+                s.values, s.exemplars = value, exemplar
+                s.om = text if exemplar is None else f"{text[:-1]}{exemplar_text(exemplar)}\n"
+            append(s.om if om else s.text)
+        self._prune(rows)
+        return pieces
+
+    # ----------------------------------------------------------------- histograms
+
+    def _histogram_parts(self, labels: Any, escapes: dict[str, str]) -> tuple[str, ...]:
+        bucket, count, total = self.sample_names
+        head = self._labels(labels, escapes, self.order[:self.le_at])
+        tail = self._labels(labels, escapes, self.order[self.le_at:])
+        labelstr = self._labels(labels, escapes, self.order)
+        labelstr = f"{{{labelstr}}}" if labelstr else ""
+        return (f"{bucket}{{{head}," if head else f"{bucket}{{", f",{tail}}} " if tail else "} ",
+                f"{count}{labelstr} ", f"{total}{labelstr} ")
+
+    def histograms(self, metric: HistogramRows, om: bool, escapes: dict[str, str]) -> list[str]:
+        series = self.series
+        le_labels = self.le_labels
+        with_count = metric.with_count
+        pieces: list[str] = []
+        append = pieces.append
+        for labels, counts, sum_value, exemplars in metric.rows:
+            s = series.get(labels)
+            if s is None:
+                s = series[labels] = _Series(self._histogram_parts(labels, escapes))
+            values = (counts, sum_value)
+            if values != s.values or exemplars != s.exemplars or (not sum_value and sum_value is not None
+                                                                  and _signbit(sum_value) != _signbit(s.values[1])):
+                head, tail, count_prefix, sum_prefix = s.parts
+                lines = []
+                total = 0
+                for le_label, n in zip(le_labels, counts, strict=True):
+                    total += n
+                    lines.append(f"{head}{le_label}{tail}{format_value(total)}\n")
+                if with_count and sum_value is not None:
+                    lines.append(f"{count_prefix}{format_value(total)}\n")
+                    lines.append(f"{sum_prefix}{format_value(sum_value)}\n")
+                s.text = "".join(lines)
+                s.values, s.exemplars = values, exemplars
+                if exemplars is None or not any(exemplars):
+                    s.om = s.text
+                else:
+                    for i, exemplar in enumerate(exemplars):
+                        if exemplar is not None:
+                            lines[i] = f"{lines[i][:-1]}{exemplar_text(exemplar)}\n"
+                    s.om = "".join(lines)
+            append(s.om if om else s.text)
+        self._prune(metric.rows)
+        return pieces
+
+    def _prune(self, rows: list[tuple[Any, ...]]) -> None:
+        """Forget series no longer shown (a file no longer followed, a breaker gone)."""
+        if len(self.series) > len(rows):
+            series = self.series
+            self.series = {row[0]: series[row[0]] for row in rows}
+
+    # ----------------------------------------------------------------- chunks
+
+    def chunked(self, pieces: list[str], om: bool, chunk_bytes: int) -> list[_Chunk]:
+        """The family's lines (its header first) in chunks, reusing the chunks that did not change."""
+        if not self.per_chunk and pieces:  # fixed once, so chunk boundaries stay put between scrapes
+            average = sum(len(p) for p in pieces[:256]) / min(len(pieces), 256)
+            self.per_chunk = max(1, int(chunk_bytes // max(average, 1)))
+        step = self.per_chunk or 1
+        cached = self.chunks[om]
+        out: list[_Chunk] = []
+        for n, start in enumerate(range(0, max(len(pieces), 1), step)):
+            part = pieces[start:start + step]
+            if n == 0:
+                part.insert(0, self.headers[om])
+            chunk = cached[n] if n < len(cached) else None
+            if chunk is None or chunk.pieces != part:
+                chunk = _Chunk(part)
+                if n < len(cached):
+                    cached[n] = chunk
+                else:
+                    cached.append(chunk)
+            out.append(chunk)
+        del cached[len(out):]
+        return out
+
+
+class _Registry:
+    """A stand-in registry over already-collected families, for prometheus-client's encoders."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Metric]:
+        return self.families
+
+
+class Renderer:
+    """Renders a registry in a negotiated format, optionally gzip-compressed; safe to share between threads.
+
+    Scrapes are rendered one at a time (the caches are shared); the cyclic GC is paused meanwhile, since
+    a scrape of many new series allocates ~one object per line and would otherwise trigger full
+    collections over the whole heap.
+    """
+
+    def __init__(self, chunk_bytes: int = 16_384, gzip_level: int = 1) -> None:
+        self.chunk_bytes = chunk_bytes
+        self.gzip_level = gzip_level
+        self._families: dict[tuple[Any, ...], _FamilyCache] = {}
+        self._lock = threading.Lock()
+
+    def render(self, registry: Any, fmt: Format = TEXT, gzip: bool = False) -> bytes:
+        """The exposition of everything ``registry`` collects, gzip-compressed when ``gzip``."""
+        with self._lock:
+            paused = gc.isenabled()
+            gc.disable()
+            try:
+                chunks = self._chunks(registry, fmt)
+            finally:
+                if paused:
+                    gc.enable()
+            if not gzip:
+                return b"".join([chunk.data for chunk in chunks])
+            level = self.gzip_level
+            crc = size = 0
+            for chunk in chunks:
+                crc = zlib.crc32(chunk.data, crc)
+                size += len(chunk.data)
+            return b"".join([_GZIP_HEADER, *(chunk.deflated(level) for chunk in chunks), _FINAL_BLOCK,
+                             struct.pack("<II", crc, size & 0xFFFFFFFF)])
+
+    def _chunks(self, registry: Any, fmt: Format) -> list[_Chunk]:
+        if not fmt.fast:  # a format prometheus-client knows and this renderer does not
+            return [_Chunk([], fmt.encoder(registry))]
+        om = fmt.openmetrics
+        out: list[_Chunk] = []
+        foreign: list[Metric] = []
+        escapes: dict[str, str] = {}
+        for metric in registry.collect():
+            cache = self._cache(metric, fmt.escaping) if isinstance(metric, RowFamily) else None
+            if cache is None:
+                foreign.append(metric)
+                continue
+            if foreign:
+                out.append(self._foreign(foreign, fmt))
+                foreign = []
+            if isinstance(metric, HistogramRows):
+                pieces = cache.histograms(metric, om, escapes)
+            else:
+                pieces = cache.scalars(metric.rows, om, escapes)
+            out.extend(cache.chunked(pieces, om, self.chunk_bytes))
+        if foreign:
+            out.append(self._foreign(foreign, fmt))
+        if om:
+            out.append(_Chunk([], _EOF.encode()))
+        return out
+
+    def _cache(self, metric: RowFamily, escaping: str) -> _FamilyCache | None:
+        """The family's cache; None when prometheus-client must write it (quoted UTF-8 names)."""
+        key = (type(metric), metric.name, metric.labelnames, getattr(metric, "les", None), metric.documentation,
+               metric.unit, escaping)
+        cache = self._families.get(key)
+        if cache is None:
+            if escaping == ALLOWUTF8 and any(escape_metric_name(name, ALLOWUTF8).startswith('"')
+                                             for name in (metric.name, *metric.sample_names())):
+                return None  # a quoted name moves inside the braces: prometheus-client's encoder writes that
+            cache = self._families[key] = _FamilyCache(metric, escaping)
+        return cache
+
+    @staticmethod
+    def _foreign(families: list[Metric], fmt: Format) -> _Chunk:
+        data = fmt.encoder(_Registry(families))
+        if fmt.openmetrics and data.endswith(_EOF.encode()):
+            data = data[:-len(_EOF)]
+        return _Chunk([], data)
+
+
+def render_text(registry: Any) -> bytes:
+    """The Prometheus text format (0.0.4) of ``registry``, rendered from scratch (no cache kept)."""
+    return Renderer().render(registry, TEXT)
