@@ -115,8 +115,8 @@ scrape = st.fixed_dictionaries({
 })
 
 
-def _families(state: dict, les: list[str]) -> tuple[list, list]:
-    """The same data as row families and as prometheus-client families."""
+def _families(state: dict, les: list[str], from_records: bool) -> tuple[list, list]:
+    """The same data as row families (rows added, or made from records) and as prometheus-client families."""
     doc = 'doc with \\ and\nnewline "q"'
     ours = [CounterRows("x_requests_total", doc, labels=["zeta", "alpha"]), GaugeRows("x_gauge", "g", labels=["l"]),
             HistogramRows("x_seconds", "h", labels=["tenant", "a"], les=les), CounterRows("x_plain", "p", labels=[])]
@@ -138,20 +138,34 @@ def _families(state: dict, les: list[str]) -> tuple[list, list]:
         theirs[2].add_metric(key, triples, sum_value)
     for fams in (ours, theirs):
         fams[3].add_metric([], state["plain"])
+    if from_records:  # as the collector makes them: rows from records, skipped when a range is unchanged
+        counters = [(key, [value, exemplar]) for key, (value, exemplar) in state["counters"].items()]
+        ours[0].from_records(counters, lambda key, values: [(key, *values)])
+        histograms = [(key, [list(counts), sum_value, exemplars])
+                      for key, (counts, sum_value, exemplars) in state["histograms"].items()]
+        ours[2].from_records(histograms, lambda key, values: [(key, *values)] if sum(values[0]) else [])
+        theirs[2] = HistogramMetricFamily("x_seconds", "h", labels=["tenant", "a"])
+        for key, (counts, sum_value, bucket_exemplars) in state["histograms"].items():
+            if sum(counts):
+                cumulative = [sum(counts[:i + 1]) for i in range(len(counts))]
+                theirs[2].add_metric(key, [(le, n, *([bucket_exemplars[i]] if bucket_exemplars and
+                                                    bucket_exemplars[i] else []))
+                                           for i, (le, n) in enumerate(zip(les, cumulative, strict=True))], sum_value)
     return ours, theirs
 
 
 @settings(max_examples=75, deadline=None)
 @given(states=st.lists(scrape, min_size=1, max_size=4), negative_first=st.booleans(),
-       accept=st.sampled_from(ACCEPTS), chunk_bytes=st.sampled_from([1, 64, 16_384]))
-def test_row_families_match_prometheus_client_scrape_after_scrape(states, negative_first, accept, chunk_bytes) -> None:
+       accept=st.sampled_from(ACCEPTS), chunk_bytes=st.sampled_from([1, 64, 16_384]), from_records=st.booleans())
+def test_row_families_match_prometheus_client_scrape_after_scrape(states, negative_first, accept, chunk_bytes,
+                                                                  from_records) -> None:
     les = ["-1.0" if negative_first else "0.1", "2.5", "1e+06", "+Inf"]
     fmt = negotiate(accept)
     renderer = Renderer(chunk_bytes=chunk_bytes)
     foreign = GaugeMetricFamily("x_foreign", "not a row family", labels=["l"])
     foreign.add_metric(["v"], 1.5)
     for state in states:
-        ours, theirs = _families(state, les)
+        ours, theirs = _families(state, les, from_records)
         expected = fmt.encoder(_Static([theirs[0], foreign, *theirs[1:]]))
         assert renderer.render(_Static([ours[0], foreign, *ours[1:]]), fmt) == expected
         compressed = renderer.render(_Static([ours[0], foreign, *ours[1:]]), fmt, gzip=True)

@@ -57,7 +57,8 @@ def _view_rows(value: Any) -> Rows:
 def build(family: Family, exposed: str, snap: Snapshot) -> Metric | None:
     """The family's rows from one owner's snapshot; None when the owner does not show it now.
 
-    Rows are built in bulk (no call per series): at tens of thousands of series they are half a scrape.
+    A family reading a collection makes its rows from the records (``from_records``), so a renderer
+    skips unchanged records wholesale; the others get their rows in bulk.
     """
     read = family.read
     if family.type == "histogram":
@@ -65,25 +66,25 @@ def build(family: Family, exposed: str, snap: Snapshot) -> Metric | None:
         metric: Any = HistogramRows(exposed, family.help, family.labels, _les(snap.bounds[read.bounds]), family.unit)
         index = _INDEX[read.collection]
         at_sum, at_count, at_buckets = (index[f"{read.name}_{part}"] for part in ("sum", "count", "buckets"))
-        metric.rows = [(key, values[at_buckets], values[at_sum], None)
-                       for key, values in snap.records[read.collection] if values[at_count]]
+        metric.from_records(snap.records[read.collection], lambda key, values: [
+            (key, values[at_buckets], values[at_sum], None)] if values[at_count] else [])
         return metric
     rows = CounterRows if family.type == "counter" else GaugeRows
     metric = rows(exposed, family.help, family.labels, unit=family.unit)
     if isinstance(read, Slots):
         index = _INDEX[read.collection]
-        records = snap.records[read.collection]
         slots = [(extra, index[slot]) for extra, slot in read.slots]
         if len(slots) == 1 and not slots[0][0]:
             at = slots[0][1]
-            metric.rows = [(key, values[at], None) for key, values in records if values[at] is not None]
+            metric.from_records(snap.records[read.collection], lambda key, values: [
+                (key, values[at], None)] if values[at] is not None else [])
         else:
-            metric.rows = [((*key, extra) if extra else key, values[at], None)
-                           for key, values in records for extra, at in slots if values[at] is not None]
+            metric.from_records(snap.records[read.collection], lambda key, values: [
+                ((*key, extra) if extra else key, values[at], None) for extra, at in slots if values[at] is not None])
     elif isinstance(read, Keyed):
         at = _INDEX[read.collection][read.slot]
-        metric.rows = [((*key, extra), value, None)
-                       for key, values in snap.records[read.collection] for extra, value in values[at].items()]
+        metric.from_records(snap.records[read.collection], lambda key, values: [
+            ((*key, extra), value, None) for extra, value in values[at].items()])
     elif isinstance(read, Table):
         at = TABLES[read.table].index(read.slot)
         metric.rows = [(key, row[at], None) for key, row in snap.tables[read.table].items()]

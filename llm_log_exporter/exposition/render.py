@@ -113,24 +113,35 @@ class _Series:
         self.om = ""
 
 
+class _RecordChunk:
+    """A chunk made from a range of records: those records (copies) and the series keys of its rows."""
+
+    __slots__ = ("chunk", "keys", "records")
+
+    def __init__(self, records: list[tuple[Any, list]], chunk: _Chunk, keys: list[Any]) -> None:
+        self.records, self.chunk, self.keys = records, chunk, keys
+
+
 class _FamilyCache:
     """One row family's series and chunks, for one escaping scheme."""
 
     def __init__(self, metric: RowFamily, escaping: str) -> None:
         names = metric.labelnames
         self.escaping = escaping
+        self.histogram = isinstance(metric, HistogramRows)
         self.sample_names = tuple(escape_metric_name(n, escaping) for n in metric.sample_names())
         order = sorted(range(len(names)), key=names.__getitem__)
         self.order = [(escape_label_name(names[i], escaping), i) for i in order]
         if isinstance(metric, HistogramRows):
-            at = sum(1 for n in names if n < "le")  # where le sorts among the family's labels
-            self.le_at = at
+            self.le_at = sum(1 for n in names if n < "le")  # where le sorts among the family's labels
             le = escape_label_name("le", escaping)
             self.le_labels = [f'{le}="{escape_label_value(v)}"' for v in metric.les]
+            self.with_count = metric.with_count
         self.series: dict[Any, _Series] = {}
         self.chunks: dict[bool, list[_Chunk]] = {False: [], True: []}
-        self.per_chunk = 0
-        self.headers = {False: self._header(metric, False), True: self._header(metric, True)}
+        self.record_chunks: dict[bool, list[_RecordChunk]] = {False: [], True: []}
+        self.per_chunk = 0  # series (or records) per chunk: fixed once, so chunk boundaries stay put
+        self.headers = {om: _Chunk([self._header(metric, om)]) for om in (False, True)}
 
     def _header(self, metric: RowFamily, om: bool) -> str:
         if om:
@@ -153,9 +164,11 @@ class _FamilyCache:
             out.append(f'{name}="{escaped}"')
         return ",".join(out)
 
-    # ----------------------------------------------------------------- scalars (counters, gauges)
+    def lines(self, rows: list[tuple[Any, ...]], om: bool, escapes: dict[str, str]) -> list[str]:
+        """Each row's lines (one piece per series), rendered again only where its values changed."""
+        return self._histograms(rows, om, escapes) if self.histogram else self._scalars(rows, om, escapes)
 
-    def scalars(self, rows: list[tuple[Any, float, Any]], om: bool, escapes: dict[str, str]) -> list[str]:
+    def _scalars(self, rows: list[tuple[Any, ...]], om: bool, escapes: dict[str, str]) -> list[str]:
         series = self.series
         pieces: list[str] = []
         append = pieces.append
@@ -170,10 +183,7 @@ class _FamilyCache:
                 s.values, s.exemplars = value, exemplar
                 s.om = text if exemplar is None else f"{text[:-1]}{exemplar_text(exemplar)}\n"
             append(s.om if om else s.text)
-        self._prune(rows)
         return pieces
-
-    # ----------------------------------------------------------------- histograms
 
     def _histogram_parts(self, labels: Any, escapes: dict[str, str]) -> tuple[str, ...]:
         bucket, count, total = self.sample_names
@@ -184,13 +194,13 @@ class _FamilyCache:
         return (f"{bucket}{{{head}," if head else f"{bucket}{{", f",{tail}}} " if tail else "} ",
                 f"{count}{labelstr} ", f"{total}{labelstr} ")
 
-    def histograms(self, metric: HistogramRows, om: bool, escapes: dict[str, str]) -> list[str]:
+    def _histograms(self, rows: list[tuple[Any, ...]], om: bool, escapes: dict[str, str]) -> list[str]:
         series = self.series
         le_labels = self.le_labels
-        with_count = metric.with_count
+        with_count = self.with_count
         pieces: list[str] = []
         append = pieces.append
-        for labels, counts, sum_value, exemplars in metric.rows:
+        for labels, counts, sum_value, exemplars in rows:
             s = series.get(labels)
             if s is None:
                 s = series[labels] = _Series(self._histogram_parts(labels, escapes))
@@ -216,29 +226,30 @@ class _FamilyCache:
                             lines[i] = f"{lines[i][:-1]}{exemplar_text(exemplar)}\n"
                     s.om = "".join(lines)
             append(s.om if om else s.text)
-        self._prune(metric.rows)
         return pieces
 
-    def _prune(self, rows: list[tuple[Any, ...]]) -> None:
+    def _prune(self, keys: list[Any]) -> None:
         """Forget series no longer shown (a file no longer followed, a breaker gone)."""
-        if len(self.series) > len(rows):
+        if len(self.series) > len(keys):
             series = self.series
-            self.series = {row[0]: series[row[0]] for row in rows}
+            self.series = {key: series[key] for key in keys if key in series}
 
     # ----------------------------------------------------------------- chunks
 
-    def chunked(self, pieces: list[str], om: bool, chunk_bytes: int) -> list[_Chunk]:
-        """The family's lines (its header first) in chunks, reusing the chunks that did not change."""
-        if not self.per_chunk and pieces:  # fixed once, so chunk boundaries stay put between scrapes
-            average = sum(len(p) for p in pieces[:256]) / min(len(pieces), 256)
-            self.per_chunk = max(1, int(chunk_bytes // max(average, 1)))
+    def chunked(self, metric: RowFamily, om: bool, escapes: dict[str, str], chunk_bytes: int) -> list[_Chunk]:
+        """The family's header and lines in chunks, reusing the chunks that did not change."""
+        if metric.records is not None:
+            return self._record_chunked(metric, om, escapes, chunk_bytes)
+        rows = metric.rows
+        pieces = self.lines(rows, om, escapes)
+        self._prune([row[0] for row in rows])
+        if not self.per_chunk and pieces:
+            self.per_chunk = max(1, int(chunk_bytes * min(len(pieces), 256) // max(sum(map(len, pieces[:256])), 1)))
         step = self.per_chunk or 1
         cached = self.chunks[om]
-        out: list[_Chunk] = []
-        for n, start in enumerate(range(0, max(len(pieces), 1), step)):
+        out = [self.headers[om]]
+        for n, start in enumerate(range(0, len(pieces), step)):
             part = pieces[start:start + step]
-            if n == 0:
-                part.insert(0, self.headers[om])
             chunk = cached[n] if n < len(cached) else None
             if chunk is None or chunk.pieces != part:
                 chunk = _Chunk(part)
@@ -247,7 +258,37 @@ class _FamilyCache:
                 else:
                     cached.append(chunk)
             out.append(chunk)
-        del cached[len(out):]
+        del cached[len(out) - 1:]
+        return out
+
+    def _record_chunked(self, metric: RowFamily, om: bool, escapes: dict[str, str], chunk_bytes: int) -> list[_Chunk]:
+        """Chunks by ranges of records: a range equal to last scrape's (one comparison in C) is reused as it
+        was, without making its rows; the others make their rows and render the series that changed."""
+        records, make = metric.records, metric.record_rows
+        assert records is not None and make is not None
+        if not self.per_chunk and records:
+            head = records[:64]
+            pieces = self.lines([row for key, values in head for row in make(key, values)], om, escapes)
+            self.per_chunk = max(1, int(chunk_bytes * len(head) // max(sum(map(len, pieces)), 1)))
+        step = self.per_chunk or 1
+        cached = self.record_chunks[om]
+        out = [self.headers[om]]
+        shown = 0
+        for n, start in enumerate(range(0, len(records), step)):
+            part = records[start:start + step]
+            old = cached[n] if n < len(cached) else None
+            if old is None or old.records != part:
+                rows = [row for key, values in part for row in make(key, values)]
+                old = _RecordChunk(part, _Chunk(self.lines(rows, om, escapes)), [row[0] for row in rows])
+                if n < len(cached):
+                    cached[n] = old
+                else:
+                    cached.append(old)
+            out.append(old.chunk)
+            shown += len(old.keys)
+        del cached[len(out) - 1:]
+        if len(self.series) > shown:
+            self._prune([key for chunk in cached for key in chunk.keys])
         return out
 
 
@@ -310,11 +351,7 @@ class Renderer:
             if foreign:
                 out.append(self._foreign(foreign, fmt))
                 foreign = []
-            if isinstance(metric, HistogramRows):
-                pieces = cache.histograms(metric, om, escapes)
-            else:
-                pieces = cache.scalars(metric.rows, om, escapes)
-            out.extend(cache.chunked(pieces, om, self.chunk_bytes))
+            out.extend(cache.chunked(metric, om, escapes, self.chunk_bytes))
         if foreign:
             out.append(self._foreign(foreign, fmt))
         if om:

@@ -15,7 +15,7 @@ in ``# EOF`` and in exemplars, which only OpenMetrics carries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from prometheus_client.metrics_core import Metric
@@ -46,13 +46,38 @@ def exemplar_text(exemplar: Exemplar) -> str:
     return f" # {{{labels}}} {floatToGoString(exemplar.value)} {exemplar.timestamp}"
 
 
+RecordRows = Callable[[Any, list], list]  # (record key, record values) → that record's rows
+
+
 class RowFamily(Metric):
-    """Base of the row families: ``rows`` are what the collector added; ``samples`` is computed on demand."""
+    """Base of the row families; ``samples`` is computed on demand.
+
+    Rows are either added one by one (``add_metric``) or set in bulk (``rows = [...]``), or made from
+    the records of a collection (``from_records``): then a renderer can tell an unchanged range of
+    records by comparing the records themselves, without making their rows at all.
+    """
 
     def __init__(self, name: str, documentation: str, typ: str, labels: Sequence[str], unit: str = "") -> None:
         Metric.__init__(self, name, documentation, typ, unit)
         self.labelnames = tuple(labels)
-        self.rows: list[tuple[Any, ...]] = []
+        self._rows: list[tuple[Any, ...]] = []
+        self.records: list[tuple[Any, list]] | None = None
+        self.record_rows: RecordRows | None = None
+
+    @property
+    def rows(self) -> list[tuple[Any, ...]]:
+        if self.records is None or self.record_rows is None:
+            return self._rows
+        make = self.record_rows
+        return [row for key, values in self.records for row in make(key, values)]
+
+    @rows.setter
+    def rows(self, rows: list[tuple[Any, ...]]) -> None:
+        self._rows, self.records = rows, None
+
+    def from_records(self, records: list[tuple[Any, list]], make: RecordRows) -> None:
+        """Rows are ``make(key, values)`` of each record, in order (records are copies: not changed later)."""
+        self.records, self.record_rows = records, make
 
     @property  # type: ignore[override]
     def samples(self) -> list[Sample]:
@@ -81,7 +106,7 @@ class CounterRows(RowFamily):
         super().__init__(name.removesuffix(self.suffix) if self.suffix else name, documentation, typ, labels, unit)
 
     def add_metric(self, labels: Sequence[str], value: float, exemplar: Exemplar | None = None) -> None:
-        self.rows.append((tuple(labels), value, exemplar))
+        self._rows.append((tuple(labels), value, exemplar))
 
     def sample_names(self) -> tuple[str, ...]:
         return (self.name + self.suffix,)
@@ -103,7 +128,7 @@ class GaugeRows(CounterRows):
     def add_metric(self, labels: Sequence[str], value: float, exemplar: Exemplar | None = None) -> None:
         if exemplar is not None:
             raise ValueError("OpenMetrics allows exemplars on counters and histogram buckets only")
-        self.rows.append((tuple(labels), value, None))
+        self._rows.append((tuple(labels), value, None))
 
 
 class HistogramRows(RowFamily):
@@ -127,7 +152,7 @@ class HistogramRows(RowFamily):
                    exemplars: Sequence[Exemplar | None] | None = None) -> None:
         if len(counts) != len(self.les) or (exemplars is not None and len(exemplars) != len(self.les)):
             raise ValueError(f"{self.name}: {len(self.les)} buckets, got {len(counts)} counts")
-        self.rows.append((tuple(labels), counts, sum_value, exemplars))
+        self._rows.append((tuple(labels), counts, sum_value, exemplars))
 
     def sample_names(self) -> tuple[str, ...]:
         return (self.name + "_bucket", self.name + "_count", self.name + "_sum")
