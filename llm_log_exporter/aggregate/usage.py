@@ -200,6 +200,11 @@ class Usage:
             rec[TTFT_COUNT] += 1
             rec[TTFT_BUCKETS][bisect_left(self.ttft_buckets, ttft)] += 1
 
+    def record_of(self, ev: Request) -> list | None:
+        """The record ``ev`` was counted into, when its raw labels are cached (all but very long ones):
+        how replay finds what a step changed without comparing every record."""
+        return self._keys.get((ev.tenant_id, ev.provider, ev.model))
+
     def _failure(self, key: LabelKey, error_type: str, ts: float | None) -> None:
         tenant, provider, _ = key
         self._bump("provider_errors", (provider, error_type))
