@@ -26,7 +26,7 @@ from llm_log_exporter.daemon import Config, Exporter
 from llm_log_exporter.exposition.collector import FamilyCollector, store_owners
 from llm_log_exporter.exposition.render import OPENMETRICS, TEXT, Renderer, negotiate, render_text
 from llm_log_exporter.exposition.text import CounterRows, GaugeRows, HistogramRows, format_value
-from tests.helpers import FIXTURES, parse_exposition
+from tests.helpers import FIXTURES, append, parse_exposition, request_line
 
 HOSTILE = ['say "hi"', "back\\slash", "new\nline", "ünïcödé ✓", "", "__other__", "a,b=c}{", "\\n", "# EOF"]
 PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
@@ -219,3 +219,46 @@ def test_render_restores_the_collector_state() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_unchanged_records_are_handed_over_as_the_same_objects_and_changed_ones_anew(tmp_path) -> None:
+    path = tmp_path / "usage.jsonl"
+    path.write_bytes(b"".join(request_line(model=f"m{i}", tokens=i + 1) for i in range(3)))
+    exporter = Exporter(Config(files=[str(path)], poll=True))
+    exporter.tailer.poll_once()
+    usage = exporter.store.usage
+    copies: dict = {}
+    first = usage.copy_records(copies)
+    again = usage.copy_records(copies)
+    assert again == first and all(a is b for a, b in zip(again, first, strict=True))
+    append(path, request_line(model="m1", tokens=5))
+    exporter.tailer.poll_once()
+    exporter.tailer.close()
+    second = usage.copy_records(copies)
+    assert [a is b for a, b in zip(second, first, strict=True)] == [True, False, True]
+    assert second[1][1] != first[1][1] and second == usage.copy_records()  # a fresh copy of the changed one
+
+
+def test_gzip_past_its_compression_budget_sends_new_chunks_stored_and_compresses_them_on_a_later_scrape(
+        tmp_path) -> None:
+    path = tmp_path / "usage.jsonl"
+    path.write_bytes(b"".join(request_line(model=f"m{i}", tokens=i + 1, tenant_id=f"t{i % 7}", duration_s=0.3)
+                              for i in range(300)))
+    exporter = Exporter(Config(files=[str(path)], poll=True))
+    exporter.tailer.poll_once()
+    exporter.store.ready.set()
+    registry = _usage_registry(exporter)
+    renderer = Renderer(chunk_bytes=512, gzip_share=0.0)  # no time to compress anything not compressed yet
+    first = renderer.render(registry, OPENMETRICS, gzip=True)  # the first scrape compresses everything
+    append(path, b"".join(request_line(model=f"m{i}", tokens=2, tenant_id=f"t{i % 7}") for i in range(0, 300, 3)))
+    exporter.tailer.poll_once()
+    exporter.tailer.close()
+    plain = renderer.render(registry, OPENMETRICS)
+    churned = renderer.render(registry, OPENMETRICS, gzip=True)
+    renderer.gzip_share = 1e9  # a scraper that comes back later: time enough to compress what stayed
+    settled = renderer.render(registry, OPENMETRICS, gzip=True)
+    for body in (churned, settled):  # one valid gzip member either way, as a strict reader sees it
+        member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        assert member.decompress(body) == plain and member.eof and not member.unused_data
+    assert gzip.decompress(first) != plain  # the counts moved
+    assert len(settled) < len(churned) / 2 and len(churned) > len(plain) / 2

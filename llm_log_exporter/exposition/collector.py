@@ -132,12 +132,14 @@ def store_owners(store: Store) -> dict[str, Owner]:
         return Snapshot(views={"ready": 1.0 if store.ready.is_set() else 0.0,
                                "build_info": {(__version__, platform.python_version()): 1.0}})
 
+    copies: dict = {}  # usage records as last copied: an unchanged record is handed over as the same object
+
     def usage() -> Snapshot | None:
         if not store.ready.is_set():
             return None
         u = store.usage
         with store.lock:
-            return Snapshot(records={"usage": u.copy_records()},
+            return Snapshot(records={"usage": u.copy_records(copies)},
                             tables={name: {key: list(row) for key, row in rows.items()} for name, rows in
                                     u.tables.items()},
                             views=u.views(), bounds=dict(u.bounds))

@@ -1,20 +1,29 @@
 """One renderer for both exposition formats, keeping what it rendered from one scrape to the next.
 
-Per row family (``exposition/text.py``) it keeps each series' lines: label values are escaped and the
-``name{labels} `` prefixes built once per series, and a series is rendered again only when its raw values
-changed (a histogram's buckets are made cumulative only then). The lines of a family are grouped in
-chunks of about ``chunk_bytes``; a chunk made of the very lines of the previous scrape reuses its encoded
-bytes and, when the scraper accepts gzip, its compressed bytes. Each chunk is deflated on its own and ends
-on a byte boundary (a sync flush, no final block), so the chunks concatenate into one ordinary gzip member,
-as pigz does: a scrape compresses only the chunks that changed.
+How a series line is cached: per row family (``exposition/text.py``) a ``_Series`` per label set keeps its
+``name{labels} `` prefix (label values escaped once; a histogram's bucket prefixes around ``le``), the raw
+values it last rendered, and its lines in both formats (``text`` and ``om``). A series is rendered again only
+when its raw values changed (a histogram's buckets are made cumulative only then). Families made from a
+collection's records (``RowFamily.from_records``) are cached a level up as well: a record the collector
+hands over as the very same object as last scrape (its copy of a record whose change count did not move)
+reuses the piece holding all its lines, without making its rows; a range of such records reuses its chunk.
+
+Where an exemplar attaches: rows carry one per counter series, or one per histogram bucket; it is part of
+the values a series compares, so a new exemplar re-renders that series, and only its ``om`` line gets the
+`` # {labels} value [timestamp]`` suffix (``exemplar_text``), the text format having no room for it. A
+record-backed family that keeps exemplars in its records gets them through the same change count.
+
+Chunks: the lines of a family are grouped in chunks of about ``chunk_bytes``; a chunk made of the very lines
+of the previous scrape reuses its encoded bytes and, when the scraper accepts gzip, its compressed bytes.
+Each chunk is deflated on its own and ends on a byte boundary (a sync flush, no final block), so the chunks
+concatenate into one ordinary gzip member, as pigz does: a scrape compresses only the chunks that changed,
+within a time budget (``Renderer._gzip``); a chunk over budget goes as stored blocks, still the same member.
 
 Formats come from prometheus-client's own negotiation (``choose_encoder``): the text format (0.0.4, or
 1.0.0 with an escaping scheme) and OpenMetrics, with the escaping a scraper asks for. Families that are not
 row families (process and platform collectors, anything else registered) go through prometheus-client's
-encoder for the negotiated format, so every family serves either format.
-
-Exemplars: rows may carry one per counter series or histogram bucket; OpenMetrics shows them, the text
-format cannot. The caches belong to the exposition side: reading the aggregation state changes nothing.
+encoder for the negotiated format, so every family serves either format. The caches belong to the
+exposition side: reading the aggregation state changes nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import gc
 import math
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +61,7 @@ from llm_log_exporter.exposition.text import (
 _EOF = "# EOF\n"
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, mtime 0, unknown OS
 _FINAL_BLOCK = b"\x03\x00"  # an empty final block (fixed Huffman): ends the deflate stream
+_STORED = struct.Struct("<BHH")  # a stored block's header when it starts on a byte boundary
 _CHANGED = object()  # compares unequal to any value: a new series is always rendered
 
 
@@ -84,20 +95,27 @@ OPENMETRICS = negotiate("application/openmetrics-text; version=1.0.0")
 
 
 class _Chunk:
-    """Consecutive lines of one family; encoded and compressed once, on first use."""
+    """Consecutive lines of one family; encoded once, compressed once (when first sent within budget)."""
 
-    __slots__ = ("_deflated", "data", "pieces")
+    __slots__ = ("data", "deflated", "pieces")
 
     def __init__(self, pieces: list[str], data: bytes | None = None) -> None:
         self.pieces = pieces
         self.data = data if data is not None else "".join(pieces).encode()
-        self._deflated: bytes | None = None
+        self.deflated: bytes | None = None  # raw deflate ending on a byte boundary (sync flush), once made
 
-    def deflated(self, level: int) -> bytes:
-        if self._deflated is None:
+    def deflate(self, level: int) -> bytes:
+        if self.deflated is None:
             deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
-            self._deflated = deflate.compress(self.data) + deflate.flush(zlib.Z_SYNC_FLUSH)
-        return self._deflated
+            self.deflated = deflate.compress(self.data) + deflate.flush(zlib.Z_SYNC_FLUSH)
+        return self.deflated
+
+    def stored(self) -> bytes:
+        """The chunk as stored (uncompressed) deflate blocks: a valid part of the stream for a copy's cost.
+        Each starts on a byte boundary, as every chunk does: a 0 byte (not final, stored), LEN, NLEN."""
+        data = self.data
+        return b"".join([part for at in range(0, len(data), 0xFFFF) for part in (
+            _STORED.pack(0, min(0xFFFF, len(data) - at), 0xFFFF ^ min(0xFFFF, len(data) - at)), data[at:at + 0xFFFF])])
 
 
 class _Series:
@@ -114,12 +132,14 @@ class _Series:
 
 
 class _RecordChunk:
-    """A chunk made from a range of records: those records (copies) and the series keys of its rows."""
+    """A chunk made from a range of records: those records (kept alive, so their ids stay theirs), their
+    ids, and how many series its rows show."""
 
-    __slots__ = ("chunk", "keys", "records")
+    __slots__ = ("chunk", "count", "ids", "records")
 
-    def __init__(self, records: list[tuple[Any, list]], chunk: _Chunk, keys: list[Any]) -> None:
-        self.records, self.chunk, self.keys = records, chunk, keys
+    def __init__(self, records: list[tuple[Any, list]], chunk: _Chunk, count: int) -> None:
+        self.records, self.chunk, self.count = records, chunk, count
+        self.ids = list(map(id, records))
 
 
 class _FamilyCache:
@@ -140,6 +160,8 @@ class _FamilyCache:
         self.series: dict[Any, _Series] = {}
         self.chunks: dict[bool, list[_Chunk]] = {False: [], True: []}
         self.record_chunks: dict[bool, list[_RecordChunk]] = {False: [], True: []}
+        # Per record key: (the record as last rendered, the lines of its series, how many series).
+        self.record_pieces: dict[bool, dict[Any, tuple[Any, str, list[Any]]]] = {False: {}, True: {}}
         self.per_chunk = 0  # series (or records) per chunk: fixed once, so chunk boundaries stay put
         self.headers = {om: _Chunk([self._header(metric, om)]) for om in (False, True)}
 
@@ -262,8 +284,11 @@ class _FamilyCache:
         return out
 
     def _record_chunked(self, metric: RowFamily, om: bool, escapes: dict[str, str], chunk_bytes: int) -> list[_Chunk]:
-        """Chunks by ranges of records: a range equal to last scrape's (one comparison in C) is reused as it
-        was, without making its rows; the others make their rows and render the series that changed."""
+        """Chunks by ranges of records. A record handed over as the very same ``(key, values)`` object as last
+        scrape (the collector's copy of a record that did not change) is unchanged: a range of such records
+        reuses its chunk without making any rows (one comparison of ids in C), and in other ranges such a
+        record reuses its piece (the lines of all its series). Any other record makes its rows, and its series
+        are rendered again where their values changed (equal is not enough: -0.0 == 0.0 prints apart)."""
         records, make = metric.records, metric.record_rows
         assert records is not None and make is not None
         if not self.per_chunk and records:
@@ -272,23 +297,34 @@ class _FamilyCache:
             self.per_chunk = max(1, int(chunk_bytes * len(head) // max(sum(map(len, pieces)), 1)))
         step = self.per_chunk or 1
         cached = self.record_chunks[om]
+        kept = self.record_pieces[om]
         out = [self.headers[om]]
         shown = 0
         for n, start in enumerate(range(0, len(records), step)):
             part = records[start:start + step]
             old = cached[n] if n < len(cached) else None
-            if old is None or old.records != part:
-                rows = [row for key, values in part for row in make(key, values)]
-                old = _RecordChunk(part, _Chunk(self.lines(rows, om, escapes)), [row[0] for row in rows])
+            if old is None or old.ids != list(map(id, part)):  # identity, not equality: -0.0 == 0.0 prints apart
+                pieces = []
+                count = 0
+                for record in part:
+                    piece = kept.get(record[0])
+                    if piece is None or piece[0] is not record:
+                        rows = make(*record)
+                        piece = kept[record[0]] = (record, "".join(self.lines(rows, om, escapes)), len(rows))
+                    pieces.append(piece[1])
+                    count += piece[2]
+                old = _RecordChunk(part, _Chunk(pieces), count)
                 if n < len(cached):
                     cached[n] = old
                 else:
                     cached.append(old)
             out.append(old.chunk)
-            shown += len(old.keys)
+            shown += old.count
         del cached[len(out) - 1:]
-        if len(self.series) > shown:
-            self._prune([key for chunk in cached for key in chunk.keys])
+        if len(kept) > len(records):
+            kept = self.record_pieces[om] = {key: kept[key] for key, _ in records if key in kept}
+        if len(self.series) > shown:  # series of records gone (a file no longer followed)
+            self._prune([row[0] for record, _, _ in kept.values() for row in make(*record)])
         return out
 
 
@@ -310,11 +346,13 @@ class Renderer:
     collections over the whole heap.
     """
 
-    def __init__(self, chunk_bytes: int = 16_384, gzip_level: int = 1) -> None:
+    def __init__(self, chunk_bytes: int = 4096, gzip_level: int = 1, gzip_share: float = 0.1) -> None:
         self.chunk_bytes = chunk_bytes
         self.gzip_level = gzip_level
+        self.gzip_share = gzip_share
         self._families: dict[tuple[Any, ...], _FamilyCache] = {}
         self._lock = threading.Lock()
+        self._last_gzip: float | None = None  # when the previous gzip scrape ended (monotonic)
 
     def render(self, registry: Any, fmt: Format = TEXT, gzip: bool = False) -> bytes:
         """The exposition of everything ``registry`` collects, gzip-compressed when ``gzip``."""
@@ -328,13 +366,31 @@ class Renderer:
                     gc.enable()
             if not gzip:
                 return b"".join([chunk.data for chunk in chunks])
-            level = self.gzip_level
-            crc = size = 0
-            for chunk in chunks:
-                crc = zlib.crc32(chunk.data, crc)
-                size += len(chunk.data)
-            return b"".join([_GZIP_HEADER, *(chunk.deflated(level) for chunk in chunks), _FINAL_BLOCK,
-                             struct.pack("<II", crc, size & 0xFFFFFFFF)])
+            return self._gzip(chunks)
+
+    def _gzip(self, chunks: list[_Chunk]) -> bytes:
+        """One gzip member of the chunks: each chunk's cached deflate, or deflated now while this scrape's
+        compression time (thread CPU) stays within ``gzip_share`` of the time since the previous gzip
+        scrape; past it, a new chunk goes as stored blocks and is compressed by a later scrape, if it is
+        still the same. Prometheus every few seconds gets every chunk compressed; a scraper polling many
+        times a second does not make the daemon spend its core on compressing what keeps changing."""
+        level = self.gzip_level
+        last, now = self._last_gzip, time.monotonic()
+        budget = math.inf if last is None else self.gzip_share * (now - last)
+        started = time.thread_time()
+        parts = [_GZIP_HEADER]
+        crc = size = 0
+        for chunk in chunks:
+            data = chunk.data
+            crc = zlib.crc32(data, crc)
+            size += len(data)
+            deflated = chunk.deflated
+            if deflated is None:
+                deflated = chunk.deflate(level) if time.thread_time() - started < budget else chunk.stored()
+            parts.append(deflated)
+        parts += (_FINAL_BLOCK, struct.pack("<II", crc, size & 0xFFFFFFFF))
+        self._last_gzip = time.monotonic()
+        return b"".join(parts)
 
     def _chunks(self, registry: Any, fmt: Format) -> list[_Chunk]:
         if not fmt.fast:  # a format prometheus-client knows and this renderer does not
