@@ -23,6 +23,7 @@ import pytest
 
 from llm_log_exporter.daemon import Config, replay_history
 from llm_log_exporter.history import estimate as est
+from llm_log_exporter.history.backfill import WindowSink
 from llm_log_exporter.history.replay import ReplayOptions, tick_of
 from llm_log_exporter.history.sources import expand
 from tests.helpers import FIXTURES, ROOT, metrics_for_files
@@ -58,6 +59,40 @@ def test_every_series_stays_visible_at_any_step(step: int, lookback: int) -> Non
         assert result.writer.samples < result.writer.series * per_series / 2
     else:  # never more than one per lookback period (the tick) and series
         assert result.writer.samples <= result.writer.series * per_series
+
+
+class Windows(WindowSink):
+    """The windows of a ``--tsdb`` replay, kept as text instead of going to promtool."""
+
+    def __init__(self, where: Path) -> None:
+        self.where = where
+        self.texts: list[tuple[int, int, str]] = []
+
+    def path(self, start: int) -> str:
+        return str(self.where / f"window-{start}.om")
+
+    def done(self, path: str, start: int, end: int) -> None:
+        self.texts.append((start, end, Path(path).read_text()))
+        os.unlink(path)
+
+
+def test_tsdb_windows_hold_exactly_the_samples_of_one_file(tmp_path: Path) -> None:
+    """Quiet series re-emitted across 2 h window boundaries land in the next window, never lost."""
+    log = tmp_path / "sparse.jsonl"
+    log.write_text("".join(json.dumps({"v": 1, "model": f"m{i % 3}", "tenant_id": f"t{i % 4}", "ts": T0 + i * 2821,
+                                       "prompt_tokens": i, "cost_usd": 0.01 * i}) + "\n" for i in range(16)))
+    single, result = replayed([log])
+    sink = Windows(tmp_path)
+    windowed = replay_history(Config(files=[]), expand([str(log)]), sink, ReplayOptions(),  # type: ignore[arg-type]
+                              now=NOW)
+    joined: dict = {}
+    for start, end, text in sink.texts:
+        for key, points in read_openmetrics(text)[1].items():
+            assert all(start <= ts < end for ts, _ in points)
+            joined.setdefault(key, []).extend(points)
+    assert len(sink.texts) == windowed.writer.windows == 6  # 11.7 h of calls, one every 47 min
+    assert joined == single
+    assert sum(len(points) for points in joined.values()) == result.writer.samples
 
 
 def test_sparse_samples_hold_what_the_live_exporter_serves_at_each_step(tmp_path: Path) -> None:
@@ -197,7 +232,9 @@ def test_the_estimate_is_printed_and_a_backfill_that_does_not_fit_is_refused(
     from llm_log_exporter.daemon import build_history, build_usage
     from llm_log_exporter.history.commands import Refused, ReplayTarget, run_replay
 
-    log = big_log(tmp_path / "u.jsonl", 3000)  # 25 hours
+    log = big_log(tmp_path / "u.jsonl", 3000)  # 25 hours, ~330 kB: probed whole
+    with open(log, "a") as f:  # a model first seen near the end
+        f.write(json.dumps({"v": 1, "model": "late", "ts": T0 + 3000 * 30 - 5, "prompt_tokens": 1}) + "\n")
     config = Config(files=[])
 
     def go(force: bool) -> object:
@@ -220,7 +257,17 @@ def test_the_estimate_is_printed_and_a_backfill_that_does_not_fit_is_refused(
     series = int(line.split()[1].replace(",", ""))
     written = next(x for x in done.stderr.decode().splitlines() if x.startswith("wrote "))
     assert f"of {series:,} series" in written  # the probes found every series
+    estimated, samples = (int(text.split()[i].lstrip("~").replace(",", "")) for text, i in ((line, 3), (written, 2)))
+    assert 0.8 < estimated / samples < 1.25, (line, written)
     assert "step 60 s" in line  # a day of history: the fine default step
+
+
+def test_tsdb_windows_are_the_longest_block_range_whose_text_stays_small() -> None:
+    day, hour = 86400, 3600
+    assert est.window_for(10 << 20, 6 * hour) == 54 * hour  # one promtool run for a small backfill
+    assert est.window_for(15 * 10**9, 90 * day) == 18 * hour  # 90 days of 5,000 series: ~125 MB windows
+    assert est.window_for(10**12, 90 * day) == 2 * hour  # dense: promtool's own block length
+    assert est.window_for(10**9, None) == 2 * hour
 
 
 def test_the_default_step_suits_the_span() -> None:
@@ -248,11 +295,15 @@ def test_tsdb_blocks_one_per_window_each_read_once(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr.decode()
     blocks = sorted(p for p in data.iterdir() if p.name != "existing")
     meta = [json.loads((b / "meta.json").read_text()) for b in blocks]
-    assert len(blocks) == 4  # 22:01 .. 04:05: four 2 h windows, one block each
+    wrote = next(x for x in done.stderr.decode().splitlines() if x.startswith("wrote "))
+    hours = int(wrote.split(" window(s) of ")[1].split()[0])
+    assert hours == 54  # a small backfill: the longest window promtool writes in one pass
+    window = hours * 3_600_000
+    # 2025-06-30T22:01 .. 07-01T04:05 lies in one 54 h window (aligned to multiples of 54 h): one block
+    assert len(blocks) == 1 == int(wrote.split(" window(s)")[0].split("(")[-1])
     for m in meta:
-        assert m["minTime"] // 7_200_000 == (m["maxTime"] - 1) // 7_200_000  # within one aligned window
-    written = int(next(x for x in done.stderr.decode().splitlines() if x.startswith("wrote ")).split()[5]
-                  .replace(",", ""))
+        assert m["minTime"] // window == (m["maxTime"] - 1) // window  # within one aligned window
+    written = int(wrote.split()[5].replace(",", ""))
     assert sum(m["stats"]["numSamples"] for m in meta) == written
     assert sorted(os.listdir(tmp_path)) == ["data"]  # no window file, staging or promtool scratch left
     assert not [p for p in data.iterdir() if p.name.startswith(".")]

@@ -25,6 +25,8 @@ from llm_log_exporter.history.render import Point
 
 DEFAULT_RUN_BYTES = 256 << 20
 BLOCK_SECONDS = 7200  # Prometheus' block range (2 h), which promtool aligns its blocks to
+# The block lengths promtool writes with --max-block-duration (Prometheus' compaction ranges, 2 h × 3^k).
+BLOCK_RANGES = (BLOCK_SECONDS, 3 * BLOCK_SECONDS, 9 * BLOCK_SECONDS, 27 * BLOCK_SECONDS)
 
 
 @dataclass
@@ -40,7 +42,10 @@ class WriterStats:
 
 
 class WindowSink:
-    """Where the windows of a ``--tsdb`` replay go: ``path`` names each window's file, ``done`` takes it over."""
+    """Where the windows of a ``--tsdb`` replay go: ``path`` names each window's file, ``done`` takes it over.
+    ``window``: their length in seconds (windows are aligned to multiples of it)."""
+
+    window: int = BLOCK_SECONDS
 
     def path(self, start: int) -> str:
         raise NotImplementedError
@@ -129,6 +134,7 @@ class OpenMetricsWriter:
                 continue
             if new is None:
                 new = self._at(ts)
+                touched = self._touched  # _at may have begun a new window (a new list)
             text = point.text = point.text.replace(old, new)
             chunks = point.chunks
             if not chunks:

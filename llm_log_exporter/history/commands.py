@@ -21,6 +21,7 @@ from llm_log_exporter.aggregate.usage import Usage
 from llm_log_exporter.exposition.collector import FamilyCollector
 from llm_log_exporter.files import atomic_output, is_special
 from llm_log_exporter.history import estimate as est
+from llm_log_exporter.history.backfill import BLOCK_SECONDS
 from llm_log_exporter.history.progress import Progress
 from llm_log_exporter.history.replay import ReplayOptions, ReplayResult, iso, replay, tick_of
 from llm_log_exporter.history.report import Report, render
@@ -135,7 +136,7 @@ def plan(sources: Sequence[Source], ingestor: Ingestor, usage: Usage, collector:
     problems = est.disk_problems(needs)
     if problems and not target.force:
         raise Refused("not enough free disk for this backfill: " + "; ".join(problems) + ". Free space, point "
-                      "--spool-dir elsewhere, write blocks with --tsdb (spooled 2 h at a time), raise --lookback "
+                      "--spool-dir elsewhere, write blocks with --tsdb (spooled a window at a time), raise --lookback "
                       "if your Prometheus runs with a longer --query.lookback-delta, or pass --force to go on.")
     return chosen, estimate, survey
 
@@ -165,7 +166,8 @@ def _end(options: ReplayOptions) -> float | None:
 
 
 def describe(estimate: est.Estimate, target: ReplayTarget) -> str:
-    where = (f"TSDB blocks in {target.tsdb} (~{est.size(estimate.block_bytes)}, spooled 2 h at a time)"
+    where = (f"TSDB blocks in {target.tsdb} (~{est.size(estimate.block_bytes)}, spooled "
+             f"{estimate.window // 3600} h at a time)"
              if target.tsdb else f"~{est.size(estimate.bytes)} of OpenMetrics")
     return (f"estimate: {estimate.series:,} series, ~{estimate.samples:,} samples, {where}, "
             f"step {estimate.step} s, about {est.clock(estimate.seconds)}")
@@ -197,7 +199,8 @@ def run_replay(
         blocks: TsdbStats | None = None
         try:
             if target.tsdb:
-                builder = TsdbBuilder(target.tsdb, target.jobs, options.spool_dir)
+                window = estimate.window if estimate is not None else BLOCK_SECONDS
+                builder = TsdbBuilder(target.tsdb, target.jobs, options.spool_dir, window=window)
                 try:
                     result = replay(store, ingestor, collector, sources, builder, options, max_line_bytes, progress)
                     blocks = builder.finish()
@@ -245,7 +248,8 @@ def _replay_summary(result: ReplayResult, target: ReplayTarget, options: ReplayO
     span = f"{iso(writer.first_ts)} .. {iso(writer.last_ts)}, step {options.step} s"  # type: ignore[arg-type]
     if blocks is not None:
         out.append(f"wrote {len(blocks.blocks)} block(s) into {target.tsdb}: {writer.samples:,} samples of "
-                   f"{writer.series:,} series, {span} ({writer.windows} window(s) through promtool)")
+                   f"{writer.series:,} series, {span} ({writer.windows} window(s) of {blocks.window // 3600} h through "
+                   "promtool)")
         out.append("next: restart Prometheus on that data directory (or move the blocks into its "
                    "--storage.tsdb.path) and check with `report` (docs/replay.md)")
     else:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from llm_log_exporter.aggregate.usage import Usage
 from llm_log_exporter.events import InvalidLine
 from llm_log_exporter.exposition.collector import FamilyCollector
-from llm_log_exporter.history.backfill import BLOCK_SECONDS
+from llm_log_exporter.history.backfill import BLOCK_RANGES, BLOCK_SECONDS
 from llm_log_exporter.history.render import Renderer
 from llm_log_exporter.history.sources import GZIP_MAGIC, STDIN, InputError, Source, document_lines, is_document
 from llm_log_exporter.parsers import ParseFn, parse_line
@@ -33,11 +33,12 @@ PROBE = 64 << 10  # bytes per probe
 BUDGET = 16 << 20  # bytes parsed over all inputs
 FINE_SPAN = 7 * 86400  # histories up to a week get the fine default step
 FINE_STEP = 60
-# Costs measured on 2 shared vCPUs (benchmarks/bench_replay.py): for the time estimate only.
+# Costs measured on 2 shared vCPUs (benchmarks/bench_backfill.py, bench_replay.py): the time estimate only.
 SECONDS_PER_EVENT = 8e-6
-SECONDS_PER_SAMPLE = 0.5e-6
-PROMTOOL_SECONDS_PER_SAMPLE = 3.5e-6
+SECONDS_PER_SAMPLE = 1.2e-6  # rendering and writing the text
+PROMTOOL_SECONDS_PER_SAMPLE = 4.5e-6  # promtool's CPU per sample, spread over --jobs
 BLOCK_BYTES_PER_SAMPLE = 4.0  # 2 h blocks with ~24 samples per series (Prometheus compacts them later)
+WINDOW_TEXT_BYTES = 256 << 20  # a --tsdb window's OpenMetrics text: the spool and promtool's memory per job
 
 
 def auto_step(span: float | None, lookback: int) -> int:
@@ -46,6 +47,16 @@ def auto_step(span: float | None, lookback: int) -> int:
     if span is None or span <= FINE_SPAN:
         return min(FINE_STEP, lookback)
     return lookback
+
+
+def window_for(nbytes: int, span: float | None) -> int:
+    """The ``--tsdb`` window: the longest of promtool's block ranges (2 h, 6 h, 18 h, 54 h) whose
+    OpenMetrics text stays within ``WINDOW_TEXT_BYTES``. promtool costs less per sample on longer
+    windows (fewer runs, fewer blocks), while the spool and promtool's memory grow with them."""
+    if not span:
+        return BLOCK_RANGES[-1] if nbytes <= WINDOW_TEXT_BYTES else BLOCK_SECONDS
+    per_second = nbytes / span
+    return max((w for w in BLOCK_RANGES if per_second * w <= WINDOW_TEXT_BYTES), default=BLOCK_SECONDS)
 
 
 @dataclass
@@ -77,10 +88,12 @@ def _probes(data_size: int, budget: int) -> list[int]:
 def _plain_chunks(path: str, budget: int) -> Iterator[tuple[bytes, bool, bool]]:
     """(bytes, starts at a line start, ends at a line end) of each probe of a plain file."""
     size = os.path.getsize(path)
+    offsets = _probes(size, budget)
+    whole = offsets == [0]  # the file fits in its probes: read all of it
     with open(path, "rb") as f:
-        for offset in _probes(size, budget):
+        for offset in offsets:
             f.seek(offset)
-            data = f.read(PROBE if offset or size > PROBE * 2 else size)
+            data = f.read(size if whole else PROBE)
             yield data, offset == 0, f.tell() >= size
 
 
@@ -189,6 +202,7 @@ class Estimate:
     block_bytes: int
     window_bytes: int
     span: float | None
+    window: int = BLOCK_SECONDS  # the --tsdb window length (window_for)
 
 
 def estimate(estimator: Estimator, step: int | None, lookback: int, period: int, tick: int,
@@ -218,8 +232,10 @@ def estimate(estimator: Estimator, step: int | None, lookback: int, period: int,
     seconds = events * SECONDS_PER_EVENT + samples * SECONDS_PER_SAMPLE
     if tsdb_jobs:
         seconds += samples * PROMTOOL_SECONDS_PER_SAMPLE / min(tsdb_jobs, os.cpu_count() or 1)
-    window = nbytes if not span else int(nbytes * min(1.0, BLOCK_SECONDS / span))
-    return Estimate(step, series, samples, nbytes, seconds, int(samples * BLOCK_BYTES_PER_SAMPLE), window, span)
+    window = window_for(nbytes, span)
+    window_bytes = nbytes if not span else int(nbytes * min(1.0, window / span))
+    return Estimate(step, series, samples, nbytes, seconds, int(samples * BLOCK_BYTES_PER_SAMPLE), window_bytes, span,
+                    window)
 
 
 def _existing(path: str) -> str:

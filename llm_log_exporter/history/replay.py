@@ -196,7 +196,7 @@ def replay(
     timeline = Timeline(sources, ingestor, options.max_reorder, max_line_bytes)
     renderer = Renderer(store.usage, collector, options.labels)
     if isinstance(out, WindowSink):
-        writer = OpenMetricsWriter(None, renderer.headers, options.run_bytes, options.spool_dir, BLOCK_SECONDS, out)
+        writer = OpenMetricsWriter(None, renderer.headers, options.run_bytes, options.spool_dir, out.window, out)
     else:
         writer = OpenMetricsWriter(out, renderer.headers, options.run_bytes, options.spool_dir)
     result = ReplayResult(timeline.stats, writer.stats, store)

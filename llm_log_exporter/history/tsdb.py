@@ -1,11 +1,13 @@
 """``replay --tsdb DATA_DIR``: Prometheus TSDB blocks in one command, through ``promtool``.
 
-promtool 2.x (``tsdb create-blocks-from openmetrics``) reads its whole input once per 2 h block it
-writes, so one file of three months costs a thousand passes. The backfill is therefore written as one
-OpenMetrics file per block-aligned 2 h window (``backfill.OpenMetricsWriter`` with a window), and each
-window goes to its own promtool as soon as it is complete, up to ``jobs`` at a time beside the
-replay; a window file is deleted once its block is written, so the spool holds a few windows, never
-the whole backfill.
+promtool 2.x (``tsdb create-blocks-from openmetrics``) reads its whole input once per block it
+writes, so one file of three months in 2 h blocks costs a thousand passes. The backfill is therefore
+written as one OpenMetrics file per block-aligned window (``backfill.OpenMetricsWriter`` with a
+window), and each window goes to its own promtool as soon as it is complete, up to ``jobs`` at a time
+beside the replay; a window file is deleted once its block is written, so the spool holds a few
+windows, never the whole backfill. Windows are 2 h, or longer (6 h, 18 h, 54 h: the block ranges
+Prometheus compacts to, written by promtool's ``--max-block-duration``) when a window's text stays
+small (``estimate.window_for``): fewer promtool runs, fewer and larger blocks, the same samples.
 
 Blocks are made in a staging directory inside DATA_DIR (``.llm-replay-*``, which Prometheus ignores)
 and moved into DATA_DIR only when every window succeeded: an interrupted or failed replay leaves
@@ -22,7 +24,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 
-from llm_log_exporter.history.backfill import WindowSink
+from llm_log_exporter.history.backfill import BLOCK_RANGES, BLOCK_SECONDS, WindowSink
 
 
 class TsdbError(RuntimeError):
@@ -49,14 +51,21 @@ class _Job:
 @dataclass
 class TsdbStats:
     windows: int = 0
+    window: int = BLOCK_SECONDS
     blocks: list[str] = field(default_factory=list)
 
 
 class TsdbBuilder(WindowSink):
     """Takes complete windows (``WindowSink``), runs promtool on each, and publishes the blocks on ``finish``."""
 
-    def __init__(self, data_dir: str, jobs: int = 2, spool_dir: str | None = None, promtool: str | None = None) -> None:
+    def __init__(self, data_dir: str, jobs: int = 2, spool_dir: str | None = None, promtool: str | None = None,
+                 window: int = BLOCK_SECONDS) -> None:
+        if window not in BLOCK_RANGES:
+            raise ValueError(f"a window is one of promtool's block ranges {BLOCK_RANGES}, not {window}")
         self.promtool = promtool or find_promtool()
+        self.window = window
+        # promtool aligns blocks of --max-block-duration to multiples of it, as the windows are
+        self.block_flag = [f"--max-block-duration={window // 3600}h"] if window > BLOCK_SECONDS else []
         self.data_dir = data_dir
         self.jobs = max(1, jobs)
         os.makedirs(data_dir, exist_ok=True)
@@ -66,7 +75,7 @@ class TsdbBuilder(WindowSink):
         os.mkdir(self.scratch)
         self.env = {**os.environ, "TMPDIR": self.scratch}
         self.running: list[_Job] = []
-        self.stats = TsdbStats()
+        self.stats = TsdbStats(window=window)
 
     # --- WindowSink ----------------------------------------------------------------------------
 
@@ -79,7 +88,8 @@ class TsdbBuilder(WindowSink):
         log = path + ".log"
         with open(log, "wb") as err:
             process = subprocess.Popen(
-                [self.promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet", path, self.staging],
+                [self.promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet", *self.block_flag, path,
+                 self.staging],
                 stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT, env=self.env,
             )
         self.running.append(_Job(process, path, log, start))

@@ -92,9 +92,11 @@ def _fast_request(obj: dict[str, Any]) -> Request | None:
         return None
     if kind != "request" and (kind is not None or "event" in obj):
         return None
+    if status is None and "status" not in obj:
+        status = "success"
     if status == "success":
         if error_type is not None and type(error_type) is not str:
-            return None
+            return None  # the field-by-field path rejects it (bad_field)
         error = None
     elif status == "failure":
         if error_type is None:
@@ -103,8 +105,6 @@ def _fast_request(obj: dict[str, Any]) -> Request | None:
             error = error_type if error_type in _ERROR_TYPES else "other"
         else:
             return None
-    elif status is None and "status" not in obj:
-        status, error = "success", None
     else:
         return None
     if stream is None:
