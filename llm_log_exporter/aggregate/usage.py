@@ -35,7 +35,9 @@ DEFAULT_TTFT_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 
 MAX_LABEL_SETS = 10_000
 
 # Record layout: the scalar slots, then each histogram's sum and count, then each histogram's bucket counts,
-# then the record's own key. Names come from the family table; the constants below are the hot path's.
+# then the record's own key, then its change count (``CHANGES``, not saved: every change to a record bumps it,
+# so a reader keeping copies re-copies only records whose count moved — see ``copy_records``). Names come
+# from the family table; the constants below are the hot path's.
 SLOTS: tuple[str, ...] = record_slots("usage")
 HISTOGRAMS: tuple[str, ...] = tuple(h.name for h in record_histograms("usage"))
 LAYOUT: tuple[str, ...] = (
@@ -54,6 +56,7 @@ COST = INDEX["cost_usd"]
 DUR_SUM, DUR_COUNT, DUR_BUCKETS = INDEX["duration_sum"], INDEX["duration_count"], INDEX["duration_buckets"]
 TTFT_SUM, TTFT_COUNT, TTFT_BUCKETS = INDEX["ttft_sum"], INDEX["ttft_count"], INDEX["ttft_buckets"]
 KEY = INDEX["key"]
+CHANGES = KEY + 1
 
 LabelKey = tuple[str, str, str]  # tenant_id, provider, model
 TABLES = tables()
@@ -141,7 +144,7 @@ class Usage:
             record = self.records.get(key)
         if record is None:
             record = [0.0] * SCALARS + [[0] * (len(self.bounds[h.bounds]) + 1) for h in _HISTOGRAMS]
-            record.append(key)
+            record += (key, 0)
             self.records[key] = record
             self.breakers.register(key[1])
         if len(raw[0]) + len(raw[1]) + len(raw[2]) <= self._cacheable_length:
@@ -171,6 +174,7 @@ class Usage:
                 streams.clock_moved(ts)
         raw = (_tenant, _provider, _model)
         rec = self._keys.get(raw) or self._record(raw)
+        rec[CHANGES] += 1
         key = rec[KEY]
         if status == "success":
             rec[REQ_SUCCESS] += 1
@@ -241,9 +245,27 @@ class Usage:
 
     # ----------------------------------------------------------------- reading (under the store's lock)
 
-    def copy_records(self) -> list[tuple[LabelKey, list]]:
-        """Each record's key and values (bucket lists copied): what a scrape renders after the lock is gone."""
-        return [(key, [*rec[:SCALARS], *(list(b) for b in rec[SCALARS:KEY])]) for key, rec in self.records.items()]
+    def copy_records(self, copies: dict[LabelKey, tuple] | None = None) -> list[tuple[LabelKey, list]]:
+        """Each record's key and values (bucket lists copied): what a scrape renders after the lock is gone.
+
+        ``copies`` is the caller's own cache, kept from one call to the next: a record whose change count
+        did not move since it was copied gives the very same ``(key, values)`` pair again, so copying costs
+        only what changed and a reader (the renderer) tells an unchanged record by identity alone.
+        """
+        if copies is None:
+            return [(key, [*rec[:SCALARS], *(list(b) for b in rec[SCALARS:KEY])]) for key, rec in self.records.items()]
+        out = []
+        append = out.append
+        get = copies.get
+        for key, rec in self.records.items():
+            entry = get(key)
+            if entry is None or entry[0] is not rec or entry[1] != rec[CHANGES]:
+                entry = copies[key] = (rec, rec[CHANGES], (key, [*rec[:SCALARS], *(list(b) for b in rec[SCALARS:KEY])]))
+            append(entry[2])
+        if len(copies) > len(out):
+            for key in [key for key in copies if key not in self.records]:
+                del copies[key]
+        return out
 
     def views(self) -> dict[str, Any]:
         """The values computed at scrape time, as of the event clock; reading changes nothing."""
@@ -323,7 +345,7 @@ class Usage:
             if len(scalars) != SCALARS or [len(b) for b in buckets] != widths:
                 raise ValueError(f"record {key} has the wrong shape")
             self.records[key] = [*(float(codec.number(v)) for v in scalars),
-                                 *([codec.count(v) for v in b] for b in buckets), key]
+                                 *([codec.count(v) for v in b] for b in buckets), key, 0]
             self.breakers.register(key[1])
         self.label_set_overflow = codec.count(data["label_set_overflow"])
         if set(data["guards"]) != set(self.guards):

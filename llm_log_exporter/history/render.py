@@ -253,7 +253,7 @@ class Renderer:
     def _rebuild(self, index: int, snap: Snapshot, changed: list[Point], new: list[Point]) -> None:
         metric = build(self.families[index], self.exposed[index], snap)
         shown = set()
-        for labels, value in metric.rows if metric is not None else ():  # type: ignore[attr-defined]
+        for labels, value, _exemplar in metric.rows if metric is not None else ():  # type: ignore[attr-defined]
             labels = tuple(labels)
             shown.add(labels)
             self._row(index, labels, value, changed, new)
