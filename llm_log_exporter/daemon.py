@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -21,6 +22,7 @@ from prometheus_client.registry import CollectorRegistry
 from llm_log_exporter.aggregate import checkpoint
 from llm_log_exporter.aggregate.breaker import Breakers
 from llm_log_exporter.aggregate.budgets import Budgets, load_budgets
+from llm_log_exporter.aggregate.calls import DEFAULT_RETRY_WINDOW
 from llm_log_exporter.aggregate.ingest import Ingestor
 from llm_log_exporter.aggregate.prices import load_prices
 from llm_log_exporter.aggregate.store import Store
@@ -56,6 +58,7 @@ class Config:
     budgets: str | None = None
     stream_timeout: float = 600.0
     max_streams: int = 10_000
+    retry_window: float = DEFAULT_RETRY_WINDOW
     breaker_failures: int = 5
     breaker_cooldown: float = 30.0
     derived_breaker: bool = True
@@ -87,6 +90,7 @@ def build_usage(config: Config) -> Usage:
         max_streams=config.max_streams,
         max_label_length=config.max_label_length,
         max_label_sets=config.max_label_sets,
+        retry_window=config.retry_window,
     )
 
 
@@ -136,7 +140,7 @@ class Exporter:
                 self._resume(positions)
             self.checkpointer = checkpoint.Checkpointer(config.state_file, config.state_interval,
                                                         self.tailer.positions, self.store, settings, load_result)
-            self.tailer.after_poll = self.checkpointer.maybe
+        self.tailer.after_poll = self._after_poll
         disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=False)
         owners = {**store_owners(self.store), "tailer": tailer_owner(self.tailer)}
@@ -147,6 +151,17 @@ class Exporter:
         PlatformCollector(registry=self.registry)
         self._stop = threading.Event()
         self.server: MetricsServer | None = None
+
+    def _after_poll(self) -> None:
+        self.settle_calls()
+        if self.checkpointer is not None:
+            self.checkpointer.maybe()
+
+    def settle_calls(self) -> None:
+        """LiteLLM payload failures whose --retry-window has passed on the wall clock count as their calls'
+        outcomes now (aggregate/calls.py); a quiet file must not hold them back until its next line."""
+        with self.store.lock:
+            self.store.usage.settle_due(time.time())
 
     def _new_store(self) -> Store:
         return Store(build_usage(self.config))
@@ -209,6 +224,7 @@ class Exporter:
         try:
             self.tailer.start_watching()
             self.tailer.poll_once()
+            self.settle_calls()
             self.store.ready.set()
             log.info("initial read done; following %d file(s)", len(self.tailer.files))
             self.save_state()

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
+from llm_log_exporter.aggregate.calls import settle
 from llm_log_exporter.aggregate.ingest import Ingestor
 from llm_log_exporter.aggregate.store import Store
 from llm_log_exporter.exposition.collector import FamilyCollector
@@ -111,7 +112,7 @@ def run_report(
     sources = expand(inputs)
     store = ingestor.store
     timeline = Timeline(sources, ingestor, max_line_bytes=max_line_bytes)
-    report.feed(timeline)
+    report.feed(settle(timeline, store.usage.calls.window))  # one request per call of LiteLLM payloads
     invalid = _invalid_summary(store)
     if invalid:
         _say(f"note: {invalid}")

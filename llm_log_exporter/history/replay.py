@@ -161,6 +161,8 @@ def replay(
         if progress is not None:
             progress(timeline.consumed, applied - after_end)
     applied -= after_end
+    store.usage.settle_all()  # LiteLLM payloads still waiting for a later attempt of their call: none will come
+    sampler.dirty = True
     sampler.finish(end)
     writer.close()
     if progress is not None:

@@ -12,6 +12,7 @@ from operator import itemgetter
 from typing import Any
 
 from llm_log_exporter.events import (
+    Attempt,
     BreakerState,
     BudgetUsage,
     CacheLookup,
@@ -79,6 +80,7 @@ def _fast_request(obj: dict[str, Any]) -> Request | None:
     except KeyError:
         return None
     ttft = obj.get("ttft_s") if stream is True else None
+    served, estimated = obj.get("served_model"), obj.get("tokens_estimated", False)  # optional (issue 13)
     if (
         v == 1 and type(v) is int
         and kind == "request"
@@ -96,9 +98,10 @@ def _fast_request(obj: dict[str, Any]) -> Request | None:
         and type(call_id) is str and type(provider) is str and type(tenant) is str
         and (cache_hit is None or cache_hit is True or cache_hit is False)
         and error_type is None
+        and (served is None or type(served) is str) and (estimated is False or estimated is True)
     ):
         return _new(Request, (ts, call_id, model, provider, tenant, status, None, d, ttft, stream,
-                              p, c, ca, cw, r, cost, cache_hit, None))  # every field, price_tier last
+                              p, c, ca, cw, r, cost, cache_hit, None, served, estimated))  # every field, in order
     return None
 
 
@@ -117,12 +120,7 @@ def _request(obj: dict[str, Any]) -> Request:
     cache_hit = obj.get("cache_hit")
     if cache_hit is not None and type(cache_hit) is not bool:
         raise InvalidLine("bad_field", f"cache_hit={cache_hit!r:.40}")
-    error_type = obj.get("error_type")
-    if error_type is not None:
-        if type(error_type) is not str:
-            raise InvalidLine("bad_field", f"error_type={error_type!r:.40}")
-        if error_type not in _ERROR_TYPES:
-            error_type = "other"  # bounded vocabulary: a gateway's own names never add series
+    error_type = _error_type(obj)
     prompt = _count(obj, "prompt_tokens")
     completion = _count(obj, "completion_tokens")
     _count(obj, "total_tokens")  # validated; totals are derived from input + output
@@ -144,7 +142,34 @@ def _request(obj: dict[str, Any]) -> Request:
         reasoning_tokens=_count(obj, "reasoning_tokens"),
         cost_usd=number(obj, "cost_usd", MAX_COST_USD),
         cache_hit=cache_hit,
+        served_model=text(obj, "served_model"),
+        tokens_estimated=_flag(obj, "tokens_estimated"),
     )
+
+
+def _error_type(obj: dict[str, Any]) -> str | None:
+    error_type = obj.get("error_type")
+    if error_type is not None:
+        if type(error_type) is not str:
+            raise InvalidLine("bad_field", f"error_type={error_type!r:.40}")
+        if error_type not in _ERROR_TYPES:
+            error_type = "other"  # bounded vocabulary: a gateway's own names never add series
+    return error_type
+
+
+def _flag(obj: dict[str, Any], key: str) -> bool:
+    """An optional boolean: missing or null is false."""
+    value = obj.get(key)
+    if value is None:
+        return False
+    if type(value) is not bool:
+        raise InvalidLine("bad_field", f"{key}={value!r:.40}")
+    return value
+
+
+def _attempt(obj: dict[str, Any]) -> Attempt:
+    return Attempt(parse_ts(obj.get("ts")), _text(obj, "call_id"), _text(obj, "tenant_id"), _text(obj, "provider"),
+                   _text(obj, "model"), _error_type(obj) or "other", _flag(obj, "stream"))
 
 
 def _stream_start(obj: dict[str, Any]) -> StreamStart:
@@ -192,6 +217,7 @@ def _cache(obj: dict[str, Any]) -> CacheLookup:
 
 _KINDS = {
     "request": _request,
+    "attempt": _attempt,
     "stream_start": _stream_start,
     "rate_limited": _rate_limited,
     "circuit_breaker": _circuit_breaker,

@@ -13,6 +13,12 @@ SCHEMA_VERSION = 1
 
 STATUSES = ("success", "failure")
 
+# Event kinds (``event``). A reader skips kinds it does not know.
+REQUEST = "request"  # one client call with its final outcome
+ATTEMPT = "attempt"  # a failed upstream attempt that was retried or fallen back from (not the call's outcome)
+STREAM_START = "stream_start"
+EVENT_KINDS = (REQUEST, ATTEMPT, STREAM_START, "rate_limited", "circuit_breaker", "budget", "cache")
+
 # Failure classes shared by the writer and every parser; any other name a gateway writes counts as "other",
 # so a provider's own error strings can never add series.
 ERROR_TYPES = (
