@@ -189,15 +189,16 @@ def test_the_proxy_payload_and_the_callback_count_the_same_calls() -> None:
                 out[tuple(dict(labels)[k] for k in ("model", "tenant_id", "status"))] += int(v)
         return dict(out)
 
+    # calls the proxy rejected before routing (the wrong key, the model "nope") are model "unknown"
     expected = {("chat-default", "", "success"): 6, ("chat-default", "", "failure"): 5,
                 ("chat-default", "acme", "success"): 1, ("chat-default", "t2", "success"): 1,
-                ("chat-default", "t3", "success"): 1, ("chat-default", "acme", "failure"): 1,  # the wrong key
-                ("nope", "", "failure"): 1}
+                ("chat-default", "t3", "success"): 1, ("unknown", "acme", "failure"): 1,  # the wrong key
+                ("unknown", "", "failure"): 1}  # "nope"
     assert requests(from_usage) == expected
     # the payload of a call the proxy rejected for its key carries no tenant
     payload_requests = requests(from_payload)
-    assert payload_requests.pop(("chat-default", "", "failure")) == 6
-    assert payload_requests == {k: v for k, v in expected.items() if k[2] == "success" or k[0] == "nope"}
+    assert payload_requests.pop(("unknown", "", "failure")) == 2
+    assert payload_requests == {k: v for k, v in expected.items() if k[0] != "unknown"}
     assert value(from_payload, "llm_requests_total") == 16
     for kind in ("input", "output"):
         assert value(from_payload, "llm_tokens_total", type=kind) == value(from_usage, "llm_tokens_total", type=kind)

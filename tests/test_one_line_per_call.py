@@ -148,7 +148,9 @@ def test_router_failure_no_hook_reported_is_still_one_line(tmp_path: Path, stub:
     r = router(stub)
     assert asyncio.run(_nope(r)) == "BadRequestError"
     (event,) = wait_events(log, 1)
-    assert (event["model"], event["provider"], event["status"], event["tenant_id"]) == ("nope", "", "failure", "acme")
+    # a name the router has no model group for is not a label: "unknown"
+    assert (event["model"], event["provider"], event["status"], event["tenant_id"]) == (
+        "unknown", "", "failure", "acme")
     assert event["error_type"] == "bad_request" and event["served_model"] is None
 
 
@@ -200,7 +202,8 @@ def test_post_call_failure_hook_writes_what_no_hook_reported(tmp_path: Path) -> 
                "metadata": {"requester_metadata": {}}}
     asyncio.run(ul.async_post_call_failure_hook(request, litellm.BudgetExceededError(1.0, 0.5), None))
     (event,) = read_events(log)
-    assert (event["call_id"], event["model"], event["tenant_id"], event["stream"]) == ("p-9", "chat-default",
+    # rejected before routing: the name the client sent is not a label
+    assert (event["call_id"], event["model"], event["tenant_id"], event["stream"]) == ("p-9", "unknown",
                                                                                        "globex", True)
     assert event["error_type"] == "budget_exceeded" and event["prompt_tokens"] == 0
 

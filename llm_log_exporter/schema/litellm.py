@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from . import SCHEMA_VERSION, tenant_from_tags
+from . import SCHEMA_VERSION, UNKNOWN_MODEL, tenant_from_tags
 from .errors import classify_error, classify_exception
 
 _EMPTY: dict[str, Any] = {}
@@ -292,9 +292,11 @@ def _names(kwargs: Mapping[str, Any], slo: dict[str, Any] | None, status: str, c
     if not provider and (cache_hit is True or status == "success") and "/" in called:
         # litellm 1.81.10 writes its cache hits as model "openai/gpt-4o-mini" with a null provider
         provider = called.partition("/")[0]
-    requested = _model_group(kwargs, slo) or called
+    group = _model_group(kwargs, slo)
+    if status == "failure" and not provider and not group:
+        return UNKNOWN_MODEL, "", None  # rejected before routing: the client's name is no label
     served = strip_provider(called, provider) if provider and called else None
-    return strip_provider(requested, provider), provider, served
+    return strip_provider(group or called, provider), provider, served
 
 
 def _stream(kwargs: Mapping[str, Any], slo: dict[str, Any] | None) -> bool:
@@ -424,8 +426,11 @@ def build_failure_event(data: Mapping[str, Any], exc: BaseException, *, tenant_k
     params = {"metadata": data.get("metadata"), "litellm_metadata": data.get("litellm_metadata")}
     provider = getattr(exc, "llm_provider", None)
     provider = provider if isinstance(provider, str) else ""
-    requested = _get(md, "model_group") or data.get("model") or ""
+    group = _get(md, "model_group")
+    requested = group or data.get("model") or ""
     requested = requested if isinstance(requested, str) else str(requested)
+    if not provider and not group:
+        requested = UNKNOWN_MODEL  # rejected before routing: the client's name is no label
     tags = data.get("tags")  # the proxy's top-level request tags
     slo = {"request_tags": tags} if isinstance(tags, list) else None
     call_id = data.get("litellm_call_id")
@@ -434,7 +439,7 @@ def build_failure_event(data: Mapping[str, Any], exc: BaseException, *, tenant_k
         "event": "request",
         "ts": time.time(),
         "call_id": call_id if isinstance(call_id, str) else "",
-        "model": strip_provider(requested, provider) or "unknown",
+        "model": strip_provider(requested, provider) or UNKNOWN_MODEL,
         "provider": provider,
         "tenant_id": _tenant_text(resolve_tenant({"litellm_params": params}, slo, tenant_key, tenant_from)),
         "status": "failure",

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Any
 
+from ..schema import UNKNOWN_MODEL
 from ..schema.errors import classify_exception
 
 MARK = "_llm_log_exporter_instrumented"
@@ -61,17 +62,41 @@ class RouterCall:
     """One client call through the router; ``data`` is what the router was called with (no text is kept
     beyond the call: the object dies with it)."""
 
-    __slots__ = ("data", "records")
+    __slots__ = ("data", "records", "router")
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, data: dict[str, Any], router: Any = None) -> None:
         self.data = data
+        self.router = router
         self.records: dict[Any, _Record] = {}  # logger → record
+
+    def failure(self, logger: Any, data: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+        """The failed request event of ``data`` that no hook reported. A failure no provider took keeps its
+        model name only when the router has a model group (or alias) of that name: other names are whatever
+        the caller sent and would grow the label set (``UNKNOWN_MODEL``)."""
+        event = logger.failure_event(data, exc)
+        if not event.get("provider") and not _routes(self.router, data.get("model")):
+            event["model"], event["served_model"] = UNKNOWN_MODEL, None
+        return event
 
     def record(self, logger: Any) -> _Record:
         rec = self.records.get(logger)
         if rec is None:
             rec = self.records[logger] = _Record()
         return rec
+
+
+def _routes(router: Any, name: Any) -> bool:
+    """Whether ``router`` has a model group or alias called ``name``."""
+    if not isinstance(name, str) or router is None:
+        return False
+    try:
+        names = getattr(router, "model_names", None)
+        if isinstance(names, (set, frozenset, list, tuple)) and name in names:
+            return True
+        aliases = getattr(router, "model_group_alias", None)
+        return isinstance(aliases, dict) and name in aliases
+    except Exception:  # pragma: no cover - never break the host program
+        return False
 
 
 _current: ContextVar[RouterCall | None] = ContextVar("llm_log_exporter_router_call", default=None)
@@ -125,7 +150,7 @@ def _attempt_raised(call: RouterCall, exc: BaseException, kwargs: dict[str, Any]
                          duration_s=duration + max(0.0, now - ts) if duration is not None and ts is not None
                          else None)
         else:
-            event = logger.failure_event(kwargs, exc)
+            event = call.failure(logger, kwargs, exc)
         if rec.failed is not None:
             logger.write_attempt(rec.failed)
         rec.failed, rec.exc, rec.template = event, exc, event
@@ -144,7 +169,7 @@ def _finish(call: RouterCall, exc: BaseException | None) -> None:
         elif failed is not None:
             logger.write_request(failed)
         elif not cancelled:
-            logger.write_request(logger.failure_event(call.data, exc))
+            logger.write_request(call.failure(logger, call.data, exc))
 
 
 def _wrap_async_call(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -152,7 +177,7 @@ def _wrap_async_call(original: Callable[..., Any]) -> Callable[..., Any]:
     async def async_function_with_fallbacks(self: Any, *args: Any, **kwargs: Any) -> Any:
         if _current.get() is not None:  # a fallback inside a call: the same call
             return await original(self, *args, **kwargs)
-        call = RouterCall(kwargs)
+        call = RouterCall(kwargs, self)
         token = _current.set(call)
         try:
             result = await original(self, *args, **kwargs)
@@ -174,7 +199,7 @@ def _wrap_sync_call(original: Callable[..., Any]) -> Callable[..., Any]:
     def function_with_fallbacks(self: Any, *args: Any, **kwargs: Any) -> Any:
         if _current.get() is not None:
             return original(self, *args, **kwargs)
-        call = RouterCall(kwargs)
+        call = RouterCall(kwargs, self)
         token = _current.set(call)
         try:
             result = original(self, *args, **kwargs)
