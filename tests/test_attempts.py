@@ -123,6 +123,14 @@ def test_a_failure_followed_by_its_calls_success_is_a_retried_attempt() -> None:
     assert counts(usage)["success"] == 2 and counts(usage)["retries"] == 1
 
 
+def test_a_fallback_payload_is_counted_under_the_model_first_asked_for() -> None:
+    usage = Usage(retry_window=60)
+    usage.apply(part("t8", 100.0))
+    usage.apply(CallPart(101.0, "t8", part("t8", 101.0, "success").request._replace(model="backup")))
+    assert counts(usage) == {"success": 1, "failure": 0, "retries": 1, "errors": 1}  # under "chat"
+    assert ("acme", "openai", "backup") not in usage.records
+
+
 def test_a_failure_nothing_follows_is_the_outcome_once_the_window_passes() -> None:
     usage = Usage(retry_window=60)
     usage.apply(part("t2", 100.0))

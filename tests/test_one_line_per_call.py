@@ -141,6 +141,31 @@ def test_sync_router_follows_the_same_rule(tmp_path: Path, stub: OpenAIStub) -> 
         ("attempt", None), ("request", "success"), ("attempt", None), ("attempt", None), ("request", "failure")]
 
 
+def test_a_fallback_is_an_attempt_and_the_call_keeps_the_name_asked_for(tmp_path: Path, stub: OpenAIStub) -> None:
+    log = tmp_path / "usage.jsonl"
+    litellm.callbacks = [UsageLogger(log)]
+    deployment = {"model": "openai/gpt-4o-mini", "api_base": stub.base_url, "api_key": "sk-upstream"}
+    r = litellm.Router(model_list=[{"model_name": name, "litellm_params": dict(deployment)}
+                                   for name in ("chat", "backup")],
+                       num_retries=0, fallbacks=[{"chat": ["backup"]}], disable_cooldowns=True)
+
+    async def main() -> list[str]:
+        got = [await acall(r, f"fallback {stream} [[stub: 500, ok]]", stream,
+                           stream_options={"include_usage": True} if stream else None) for stream in (False, True)]
+        await asyncio.sleep(0.5)
+        return got
+
+    assert asyncio.run(main()) == ["ok", "ok"]
+    events = wait_events(log, 2)
+    assert [(e["event"], e["model"]) for e in events if e["event"] != "stream_start"] == [
+        ("attempt", "chat"), ("request", "chat"), ("attempt", "chat"), ("request", "chat")]
+    assert {e["model"] for e in events if e["event"] == "stream_start"} == {"chat"}
+    s = metrics_for_files([log])
+    assert value(s, "llm_requests_total", model="chat", status="success") == 2
+    assert value(s, "llm_retries_total", error_type="server_error") == 2
+    assert ("llm_requests_total", frozenset({("model", "backup")})) not in s
+
+
 def test_router_failure_no_hook_reported_is_still_one_line(tmp_path: Path, stub: OpenAIStub) -> None:
     """A model group the router does not have fails before any attempt: the router call itself says so."""
     log = tmp_path / "usage.jsonl"

@@ -39,6 +39,8 @@ class Calls:
         attempt now), itself when it is an outcome already, and failures pushed out by ``max_held``."""
         req = ev.request
         retried = self.held.pop(ev.key, None)
+        if retried is not None and retried.model != req.model:
+            req = req._replace(model=retried.model)  # a fallback: the call is named by the group first asked for
         if req.status != "failure" or not req.provider:
             self._reset_due()
             return retried, req, []

@@ -307,6 +307,7 @@ class UsageLogger:
                 kwargs, response_obj, start_time, end_time, status=status, tenant_key=self.tenant_key,
                 cache_consulted=_cache_consulted(kwargs),
             )
+            calls.name_requested(event, kwargs)  # a router call's fallback: the group the caller asked for
             if event["status"] == "failure" and event["provider"]:
                 exc = kwargs.get("exception") if isinstance(kwargs, Mapping) else None
                 if calls.hold_failure(self, event, exc if exc is not None else response_obj):
@@ -320,6 +321,7 @@ class UsageLogger:
             calls.next_attempt(self)
             event = build_stream_start_event(kwargs, tenant_key=self.tenant_key)
             if event is not None:
+                calls.name_requested(event, kwargs)
                 self._write(encode_event(event), (event["call_id"], "stream_start"))
         except Exception as exc:
             self._record_error(exc)

@@ -35,13 +35,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Any
 
 from ..schema import UNKNOWN_MODEL
 from ..schema.errors import classify_exception
+from ..schema.litellm import strip_provider
 
 MARK = "_llm_log_exporter_instrumented"
 _CANCELLED = ("CancelledError", "KeyboardInterrupt", "GeneratorExit", "SystemExit")
@@ -76,6 +79,8 @@ class RouterCall:
         event = logger.failure_event(data, exc)
         if not event.get("provider") and not _routes(self.router, data.get("model")):
             event["model"], event["served_model"] = UNKNOWN_MODEL, None
+        else:
+            name_requested(event, data)
         return event
 
     def record(self, logger: Any) -> _Record:
@@ -97,6 +102,48 @@ def _routes(router: Any, name: Any) -> bool:
         return isinstance(aliases, dict) and name in aliases
     except Exception:  # pragma: no cover - never break the host program
         return False
+
+
+# The model group each router call asked for, by its trace id (shared by the call's retries and fallbacks):
+# a fallback's hooks name the fallback group, and a stream's success comes after the router call returned.
+MAX_CALLS = 10_000
+_requested: OrderedDict[str, str] = OrderedDict()
+_requested_lock = threading.Lock()
+
+
+def _remember(kwargs: dict[str, Any]) -> None:
+    trace, model = kwargs.get("litellm_trace_id"), kwargs.get("model")
+    if isinstance(trace, str) and trace and isinstance(model, str) and model:
+        with _requested_lock:
+            _requested[trace] = model
+            _requested.move_to_end(trace)
+            while len(_requested) > MAX_CALLS:
+                _requested.popitem(last=False)
+
+
+def _trace_id(kwargs: Any) -> Any:
+    trace = kwargs.get("litellm_trace_id")
+    if not trace:
+        slo = kwargs.get("standard_logging_object")
+        trace = slo.get("trace_id") if isinstance(slo, dict) else None
+    if not trace:
+        params = kwargs.get("litellm_params")
+        trace = params.get("litellm_trace_id") if isinstance(params, dict) else None
+    return trace
+
+
+def name_requested(event: dict[str, Any], kwargs: Any) -> None:
+    """Name ``event``'s model as the router call asked for it: a fallback's lines say the group the client
+    asked for (``served_model`` says what answered)."""
+    try:
+        if not isinstance(kwargs, dict) or event.get("model") == UNKNOWN_MODEL:
+            return
+        trace = _trace_id(kwargs)
+        model = _requested.get(trace) if isinstance(trace, str) else None
+        if model is not None:
+            event["model"] = strip_provider(model, event.get("provider") or "")
+    except Exception:  # pragma: no cover - never break the host program
+        return
 
 
 _current: ContextVar[RouterCall | None] = ContextVar("llm_log_exporter_router_call", default=None)
@@ -178,6 +225,7 @@ def _wrap_async_call(original: Callable[..., Any]) -> Callable[..., Any]:
         if _current.get() is not None:  # a fallback inside a call: the same call
             return await original(self, *args, **kwargs)
         call = RouterCall(kwargs, self)
+        _remember(kwargs)
         token = _current.set(call)
         try:
             result = await original(self, *args, **kwargs)
@@ -200,6 +248,7 @@ def _wrap_sync_call(original: Callable[..., Any]) -> Callable[..., Any]:
         if _current.get() is not None:
             return original(self, *args, **kwargs)
         call = RouterCall(kwargs, self)
+        _remember(kwargs)
         token = _current.set(call)
         try:
             result = original(self, *args, **kwargs)
