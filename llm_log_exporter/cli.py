@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from llm_log_exporter import __version__
+from llm_log_exporter.aggregate.calls import DEFAULT_RETRY_WINDOW
 from llm_log_exporter.aggregate.usage import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS
 from llm_log_exporter.parsers import names as format_names
 from llm_log_exporter.parsers.options import DEFAULT_TENANT_FROM, TENANT_SOURCES, parse_tenant_from
@@ -132,6 +133,9 @@ VALUE_OPTIONS = [
                  help="Lines with an event time further ahead of the clock (replay: of its now) are rejected "
                       "as future_ts, so one bad line cannot move budgets, breakers and streams."),
     click.option("--max-streams", default=10_000, type=click.IntRange(1), help="Open stream starts kept at most."),
+    click.option("--retry-window", default=DEFAULT_RETRY_WINDOW, type=click.FloatRange(0),
+                 help="Seconds of event time a failed LiteLLM payload waits for a later attempt of its call "
+                      "(same trace id) before it counts as the call's outcome; see docs/inputs.md."),
     click.option("--breaker-failures", default=5, type=click.IntRange(1),
                  help="Consecutive provider failures that open the derived circuit breaker."),
     click.option("--breaker-cooldown", default=30.0, type=click.FloatRange(0),

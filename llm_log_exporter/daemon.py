@@ -22,6 +22,7 @@ from prometheus_client.registry import CollectorRegistry
 from llm_log_exporter.aggregate import checkpoint
 from llm_log_exporter.aggregate.breaker import Breakers
 from llm_log_exporter.aggregate.budgets import Budgets, load_budgets
+from llm_log_exporter.aggregate.calls import DEFAULT_RETRY_WINDOW
 from llm_log_exporter.aggregate.daily import DEFAULT_DAYS, DEFAULT_LABEL_SETS, Daily
 from llm_log_exporter.aggregate.ingest import DEFAULT_MAX_FUTURE_SKEW, Ingestor
 from llm_log_exporter.aggregate.periods import LOCAL, get_zone
@@ -69,6 +70,7 @@ class Config:
     budgets: str | None = None
     stream_timeout: float = 600.0
     max_streams: int = 10_000
+    retry_window: float = DEFAULT_RETRY_WINDOW
     breaker_failures: int = 5
     breaker_cooldown: float = 30.0
     derived_breaker: bool = True
@@ -110,6 +112,7 @@ def build_usage(config: Config, daily: bool = False) -> Usage:
         max_label_length=config.max_label_length,
         max_label_sets=config.max_label_sets,
         daily=Daily(zone, config.daily_days, config.daily_label_sets, config.buckets) if daily else None,
+        retry_window=config.retry_window,
     )
 
 
@@ -178,7 +181,7 @@ class Exporter:
             self.checkpointer = checkpoint.Checkpointer(config.state_file, config.state_interval,
                                                         self.tailer.positions, self.store, settings, load_result,
                                                         repairs)
-            self.tailer.after_poll = self.checkpointer.maybe
+        self.tailer.after_poll = self._after_poll
         disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=False)
         self.scrape_errors = ScrapeErrors()
@@ -192,6 +195,17 @@ class Exporter:
         self._stop = threading.Event()
         self.stopping = threading.Event()  # a stop signal arrived; set before the --shutdown-delay runs out
         self.server: MetricsServer | None = None
+
+    def _after_poll(self) -> None:
+        self.settle_calls()
+        if self.checkpointer is not None:
+            self.checkpointer.maybe()
+
+    def settle_calls(self) -> None:
+        """LiteLLM payload failures whose --retry-window has passed on the wall clock count as their calls'
+        outcomes now (aggregate/calls.py); a quiet file must not hold them back until its next line."""
+        with self.store.lock:
+            self.store.usage.settle_due(time.time())
 
     def _new_store(self) -> Store:
         return Store(build_usage(self.config, daily=True))
@@ -286,6 +300,7 @@ class Exporter:
         try:
             self.tailer.start_watching()
             self.tailer.poll_once()
+            self.settle_calls()
             self.store.ready.set()
             log.info("initial read done; following %d file(s)", len(self.tailer.files))
             self.save_state()

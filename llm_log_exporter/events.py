@@ -42,6 +42,32 @@ class Request(NamedTuple):
     # Which price-table rates apply when the cost is filled in from --prices: None (standard) or a
     # LiteLLM key suffix such as "batches" (batch APIs bill about half), "priority", "flex".
     price_tier: str | None = None
+    # The model that served the call (a proxy deployment's model), when the line names it; for
+    # attribution labels. None: not given.
+    served_model: str | None = None
+    tokens_estimated: bool = False  # the token counts are a tokenizer's estimate, not the provider's
+
+
+class Attempt(NamedTuple):
+    """A failed upstream attempt that the call went on from (retried, or fallen back from); the call's
+    outcome is its ``Request``. Counts as a provider error and a retry, never as a request."""
+
+    ts: float | None = None
+    call_id: str = ""
+    tenant_id: str = ""
+    provider: str = ""
+    model: str = ""
+    error_type: str = "other"
+    stream: bool = False
+
+
+class CallPart(NamedTuple):
+    """A LiteLLM payload's request, which may be one attempt of a call the router retried: payloads of
+    one call share ``key`` (LiteLLM's trace id), and only the last of them is the call's outcome."""
+
+    ts: float | None
+    key: str
+    request: Request
 
 
 class StreamStart(NamedTuple):
@@ -87,4 +113,4 @@ class CacheLookup(NamedTuple):
     hit: bool
 
 
-Event = Request | StreamStart | RateLimited | BreakerState | BudgetUsage | CacheLookup
+Event = Request | Attempt | CallPart | StreamStart | RateLimited | BreakerState | BudgetUsage | CacheLookup

@@ -56,6 +56,7 @@ def metrics_for_files(paths: Iterable[str | os.PathLike], **config: object) -> S
     exporter = Exporter(Config(files=[str(p) for p in paths], poll=True, **config))  # type: ignore[arg-type]
     try:
         exporter.tailer.poll_once()
+        exporter.settle_calls()  # as the daemon does after its initial read
         exporter.store.ready.set()
         return parse_exposition(generate_latest(exporter.registry).decode())
     finally:

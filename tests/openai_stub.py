@@ -1,15 +1,29 @@
-"""A tiny OpenAI-compatible chat server on 127.0.0.1 for driving real clients (aider, litellm).
+"""A tiny OpenAI-compatible chat server on 127.0.0.1 for driving real clients (aider, litellm, a LiteLLM proxy).
 
 It answers ``POST /v1/chat/completions`` (and ``/chat/completions``) with fixed usage numbers, both
-non-streaming and as server-sent events with a final usage chunk, and can be switched to answer with
-an HTTP error. Standard library only; one thread per connection.
+non-streaming and as server-sent events (with a final usage chunk only when the request asks for it with
+``stream_options.include_usage``, as OpenAI does), and can answer with HTTP errors and slow replies:
+
+* ``fail_status``: answer every call with this HTTP status (the simple switch);
+* a script in the last user message, ``[[stub: 429, ok]]``: what the stub does on the 1st, 2nd, …
+  attempt carrying that same message (the last item repeats). Items: ``ok``, an HTTP status (``429``,
+  ``400``, ``500``, …) or ``slow=SECONDS`` (wait, then answer; a client that gave up earlier has timed
+  out). Retries of one client call resend the same message, so a script plays out one call's attempts
+  whatever path they take (LiteLLM's router, its proxy, a client's own retries).
+
+Every attempt is kept in ``attempts`` (what was asked and what the stub answered), so a test can hold a
+client's ledger and an exporter's metrics against what the upstream really did. Standard library only;
+one thread per connection.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import sys
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -17,13 +31,49 @@ PROMPT_TOKENS = 321
 COMPLETION_TOKENS = 12
 REPLY = "Hello from the stub."
 
+_SCRIPT = re.compile(r"\[\[stub:([^\]]*)\]\]")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One request the stub received and how it answered (``outcome``: ``ok`` or an HTTP status)."""
+
+    key: str  # the script's message text ("" without a script)
+    model: str
+    stream: bool
+    include_usage: bool
+    outcome: str  # "ok", an HTTP status, or "slow" (answered ok after ``delay`` seconds)
+    delay: float = 0.0
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):  # content parts
+                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that timed out and hung up before a slow reply is expected here: no traceback."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
 
 class OpenAIStub:
     """``with OpenAIStub() as stub: stub.base_url`` → ``http://127.0.0.1:PORT/v1``."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []  # request bodies, in arrival order
+        self.attempts: list[Attempt] = []  # the same requests, with the stub's answer
         self.fail_status: int | None = None  # answer every call with this HTTP status when set
+        self._seen: dict[str, int] = {}  # script key → attempts so far
         self._lock = threading.Lock()
         stub = self
 
@@ -42,10 +92,12 @@ class OpenAIStub:
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
                     return
-                with stub._lock:
-                    stub.requests.append(body)
-                if stub.fail_status is not None:
-                    self._json(stub.fail_status, {"error": {
+                outcome = stub._decide(body)
+                if outcome.startswith("slow="):
+                    time.sleep(float(outcome[5:]))
+                    outcome = "ok"
+                if outcome != "ok":
+                    self._json(int(outcome), {"error": {
                         "message": "stub says no", "type": "invalid_request_error", "param": None,
                         "code": "stub_error"}})
                     return
@@ -87,10 +139,30 @@ class OpenAIStub:
                 self.wfile.flush()
                 self.close_connection = True
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self._thread = threading.Thread(target=self.server.serve_forever, name="openai-stub", daemon=True)
+
+    def _decide(self, body: dict[str, Any]) -> str:
+        """Record the request and pick its answer: the message's script, else ``fail_status``, else ok."""
+        text = _last_user_text(body)
+        match = _SCRIPT.search(text)
+        with self._lock:
+            self.requests.append(body)
+            if match:
+                steps = [step.strip() for step in match.group(1).split(",") if step.strip()] or ["ok"]
+                n = self._seen.get(text, 0)
+                self._seen[text] = n + 1
+                outcome = steps[min(n, len(steps) - 1)]
+            else:
+                outcome = "ok" if self.fail_status is None else str(self.fail_status)
+            slow = outcome.startswith("slow=")
+            self.attempts.append(Attempt(
+                key=text if match else "", model=str(body.get("model", "")), stream=bool(body.get("stream")),
+                include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
+                outcome="slow" if slow else outcome, delay=float(outcome[5:]) if slow else 0.0))
+        return outcome
 
     @staticmethod
     def usage() -> dict[str, int]:

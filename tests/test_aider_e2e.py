@@ -44,7 +44,8 @@ def runs(aider: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, obj
             assert run.returncode == 0, run.stdout + run.stderr
             outcomes.append(run)
         served = len(stub.requests)
-    return {"analytics": analytics, "usage": usage, "served": served, "runs": outcomes}
+        asked = [bool((body.get("stream_options") or {}).get("include_usage")) for body in stub.requests]
+    return {"analytics": analytics, "usage": usage, "served": served, "runs": outcomes, "asked_usage": asked}
 
 
 def lines(path: Path) -> list[dict]:  # type: ignore[type-arg]
@@ -61,8 +62,12 @@ def test_each_llm_call_is_in_both_logs(runs: dict) -> None:  # type: ignore[type
     # the non-streamed call: both logs carry the server's usage numbers
     assert (sends[1]["properties"]["prompt_tokens"], sends[1]["properties"]["completion_tokens"]) == (
         PROMPT_TOKENS, COMPLETION_TOKENS) == (usage[1]["prompt_tokens"], usage[1]["completion_tokens"])
-    # aider streams without asking for a usage chunk: both sides estimate, so only plausibility here
-    assert sends[0]["properties"]["prompt_tokens"] > 0 and usage[0]["prompt_tokens"] > 0
+    # aider streams without asking for a usage chunk; the hook makes the stream ask, so the line carries the
+    # server's numbers (aider's own analytics still estimates them from the text)
+    assert runs["asked_usage"] == [True, False, False]
+    assert (usage[0]["prompt_tokens"], usage[0]["completion_tokens"]) == (PROMPT_TOKENS, COMPLETION_TOKENS)
+    assert [e["tokens_estimated"] for e in usage] == [False, False, False]
+    assert sends[0]["properties"]["prompt_tokens"] > 0
     assert usage[2]["status"] == "failure" and usage[2]["error_type"] == "bad_request"
 
 
@@ -79,6 +84,9 @@ def test_request_counts_agree_through_the_exporter(runs: dict) -> None:  # type:
     assert value(from_hook, "llm_request_duration_seconds_count", **mini) == 3
     assert value(from_hook, "llm_time_to_first_token_seconds_count", **mini) == 1
     assert not any(name.startswith("llm_request_duration") for name, _ in from_analytics)
+    assert value(from_hook, "llm_tokens_total", type="input") == 2 * PROMPT_TOKENS  # the server's, stream included
+    assert ("llm_exporter_estimated_tokens_total", frozenset({("model", "gpt-4o-mini"), ("type", "input")})) \
+        not in from_hook
     assert value(from_analytics, "llm_cost_usd_total") > 0 and value(from_hook, "llm_cost_usd_total") > 0
 
 

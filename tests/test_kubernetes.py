@@ -4,6 +4,7 @@ the objects (labels, ports, volumes, config files) that no schema checks."""
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import re
 import shutil
@@ -294,8 +295,9 @@ def test_litellm_proxy_config_loads_our_logger(tmp_path: Path) -> None:
         logger = get_instance_fn(config["litellm_settings"]["callbacks"], config_file_path=config_path)
         litellm.callbacks = [logger]
         router = litellm.Router(model_list=config["model_list"])
-        router.completion(model="gpt-4o-mini", messages=[{"role": "user", "content": "SECRET-PROMPT"}],
-                          mock_response="SECRET-ANSWER", metadata={"tenant_id": "acme"})
+        for name in ("gpt-4o-mini", "chat-default"):
+            router.completion(model=name, messages=[{"role": "user", "content": "SECRET-PROMPT"}],
+                              mock_response="SECRET-ANSWER", metadata={"tenant_id": "acme"})
         print(type(logger).__module__, type(logger).__name__)
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LLM_USAGE_LOG": str(log), "OPENAI_API_KEY": "sk-test",
@@ -307,6 +309,9 @@ def test_litellm_proxy_config_loads_our_logger(tmp_path: Path) -> None:
     text = log.read_text()
     assert "SECRET" not in text
     samples = metrics_for_files([log])
-    assert value(samples, "llm_requests_total", status="success", tenant_id="acme", model="openai/gpt-4o-mini") == 1
+    # the model the client asked for (an alias included), not the deployment's provider/model
+    for name in ("gpt-4o-mini", "chat-default"):
+        assert value(samples, "llm_requests_total", status="success", tenant_id="acme", model=name) == 1
+    assert {json.loads(line)["served_model"] for line in text.splitlines()} == {"gpt-4o-mini"}
     lines = value(samples, "llm_exporter_lines_total")
-    assert lines == value(samples, "llm_exporter_lines_total", result="parsed") == 1
+    assert lines == value(samples, "llm_exporter_lines_total", result="parsed") == 2

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from llm_log_exporter.events import InvalidLine
+from llm_log_exporter.events import CallPart, Event, InvalidLine
 from llm_log_exporter.parsers import get_parser, litellm
 from llm_log_exporter.parsers.options import ParserOptions
 from tests.helpers import FIXTURES, metrics_for_files, value
@@ -22,6 +22,11 @@ PRICES = str(FIXTURES / "prices.json")
 
 def slos(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def parse(obj: dict[str, Any], parser: Any = litellm.parse) -> list[Event]:
+    """The parser's events with each payload's request unwrapped (a payload is a part of its call)."""
+    return [e.request if type(e) is CallPart else e for e in parser(obj)]
 
 
 def test_golden_litellm_1_81_10() -> None:
@@ -85,7 +90,7 @@ def test_parser_agrees_with_the_callback_event() -> None:
     from llm_log_exporter.callback import build_request_event
 
     for slo in slos(V181):
-        [ev] = litellm.parse(slo)
+        [ev] = parse(slo)
         built = build_request_event({"standard_logging_object": slo}, None, None, None, status=slo["status"])
         assert (ev.prompt_tokens, ev.completion_tokens, ev.cost_usd, ev.duration_s, ev.ttft_s, ev.error_type) == (
             built["prompt_tokens"], built["completion_tokens"], built["cost_usd"], built["duration_s"],
@@ -98,54 +103,54 @@ def test_parser_agrees_with_the_callback_event() -> None:
 def test_stream_null_is_not_streaming_and_has_no_ttft() -> None:
     first = slos(V181)[0]
     assert first["stream"] is None and first["completionStartTime"] == first["endTime"]
-    [ev] = litellm.parse(first)
+    [ev] = parse(first)
     assert ev.stream is False and ev.ttft_s is None
 
 
 def test_ttft_only_when_stream_is_true() -> None:
     stream = slos(V181)[4]
-    [ev] = litellm.parse(stream)
+    [ev] = parse(stream)
     assert ev.stream is True
     assert ev.ttft_s == pytest.approx(stream["completionStartTime"] - stream["startTime"])
-    [forced] = litellm.parse({**stream, "stream": None})
-    assert forced.ttft_s is None
+    [forced] = parse({**stream, "stream": None, "model_parameters": {}})
+    assert forced.stream is False and forced.ttft_s is None
 
 
 def test_empty_error_information_on_success_is_not_an_error() -> None:
     first = slos(V181)[0]
     assert first["error_information"]["error_class"] == ""
-    [ev] = litellm.parse(first)
+    [ev] = parse(first)
     assert ev.status == "success" and ev.error_type is None
 
 
 def test_error_type_from_error_class_and_code() -> None:
     lines = slos(V181)
-    assert litellm.parse(lines[2])[0].error_type == "rate_limit"  # RateLimitError / "429"
-    assert litellm.parse(lines[3])[0].error_type == "server_error"  # InternalServerError / "500"
+    assert parse(lines[2])[0].error_type == "rate_limit"  # RateLimitError / "429"
+    assert parse(lines[3])[0].error_type == "server_error"  # InternalServerError / "500"
     by_code = {**lines[2], "error_information": {"error_class": "", "error_code": "401"}}
-    assert litellm.parse(by_code)[0].error_type == "auth"
+    assert parse(by_code)[0].error_type == "auth"
 
 
 def test_zero_cost_with_debug_info_is_unknown_but_plain_zero_is_zero() -> None:
     unmapped = slos(V181)[5]
     assert unmapped["response_cost"] == 0.0 and unmapped["response_cost_failure_debug_info"]
-    assert litellm.parse(unmapped)[0].cost_usd is None
-    assert litellm.parse({**unmapped, "response_cost_failure_debug_info": None})[0].cost_usd == 0.0
+    assert parse(unmapped)[0].cost_usd is None
+    assert parse({**unmapped, "response_cost_failure_debug_info": None})[0].cost_usd == 0.0
 
 
 def test_epoch_float_times() -> None:
     first = slos(V109)[0]
-    [ev] = litellm.parse(first)
+    [ev] = parse(first)
     assert ev.ts == first["endTime"] == 1795342584.603492
     assert ev.duration_s == pytest.approx(0.15729808807373047)
 
 
 def test_cached_and_reasoning_tokens_from_usage_object_or_response() -> None:
     claude = slos(V181)[6]
-    [ev] = litellm.parse(claude)
+    [ev] = parse(claude)
     assert (ev.cached_tokens, ev.cache_write_tokens, ev.reasoning_tokens) == (800, 300, 20)
     only_response = {**claude, "metadata": {**claude["metadata"], "usage_object": None}}
-    [ev] = litellm.parse(only_response)
+    [ev] = parse(only_response)
     assert (ev.cached_tokens, ev.cache_write_tokens, ev.reasoning_tokens) == (800, 300, 20)
 
 
@@ -161,8 +166,8 @@ def test_cached_and_reasoning_tokens_from_usage_object_or_response() -> None:
     ],
 )
 def test_tenant_lookup_order_is_configurable(order: tuple[str, ...], line: int, tenant: str) -> None:
-    parse = get_parser("litellm", ParserOptions(tenant_from=order))
-    assert parse(slos(V181)[line])[0].tenant_id == tenant
+    parser = get_parser("litellm", ParserOptions(tenant_from=order))
+    assert parse(slos(V181)[line], parser)[0].tenant_id == tenant
 
 
 def test_tenant_from_flag_reaches_the_parser() -> None:
@@ -175,7 +180,7 @@ def test_newer_fields_absent_or_present() -> None:
     new = slos(V109)[0]
     assert "session_id" in new and "cost_finalized" in new
     old = {k: v for k, v in new.items() if k not in ("session_id", "cost_finalized", "litellm_call_id")}
-    assert litellm.parse(old)[0]._replace(call_id="") == litellm.parse(new)[0]._replace(call_id="")
+    assert parse(old)[0]._replace(call_id="") == parse(new)[0]._replace(call_id="")
 
 
 @pytest.mark.parametrize(
@@ -197,7 +202,7 @@ def test_newer_fields_absent_or_present() -> None:
 )
 def test_wrong_types_reject_the_line(patch: dict[str, Any]) -> None:
     with pytest.raises(InvalidLine) as err:
-        litellm.parse({**slos(V181)[0], **patch})
+        parse({**slos(V181)[0], **patch})
     assert err.value.reason == "bad_field"
 
 
@@ -205,12 +210,12 @@ def test_nested_usage_with_wrong_types_rejects_the_line() -> None:
     claude = slos(V181)[6]
     usage = {**claude["metadata"]["usage_object"], "prompt_tokens_details": {"cached_tokens": "800"}}
     with pytest.raises(InvalidLine):
-        litellm.parse({**claude, "metadata": {**claude["metadata"], "usage_object": usage}})
+        parse({**claude, "metadata": {**claude["metadata"], "usage_object": usage}})
 
 
 def test_missing_model_is_rejected() -> None:
     with pytest.raises(InvalidLine) as err:
-        litellm.parse({**slos(V181)[0], "model": ""})
+        parse({**slos(V181)[0], "model": ""})
     assert err.value.reason == "missing_model"
 
 

@@ -127,8 +127,11 @@ FAMILIES: tuple[Family, ...] = (
            ("tenant_id",), Table("rate_limits", "hits"), "usage"),
     Family("circuit_breaker_state", "gauge", "Circuit breaker per provider: 0 closed, 1 half-open, 2 open.",
            ("provider",), View("breakers"), "usage"),
-    Family("provider_errors", "counter", "Failed LLM calls by provider and error type.", ("provider", "error_type"),
-           Table("provider_errors", "errors"), "usage"),
+    Family("provider_errors", "counter", "Failed upstream attempts (retried or final) by provider and error type.",
+           ("provider", "error_type"), Table("provider_errors", "errors"), "usage"),
+    Family("retries", "counter",
+           "Failed upstream attempts that were retried or fallen back from, by provider and error type "
+           "(a subset of provider_errors).", ("provider", "error_type"), Table("retries", "attempts"), "usage"),
     Family("active_streams", "gauge", "Streaming calls started and not yet finished.", (), View("active_streams"),
            "usage"),
     Family("budget_usage_ratio", "gauge", "Spend in the current budget period / limit (above 1 when over budget).",
@@ -139,6 +142,9 @@ FAMILIES: tuple[Family, ...] = (
            ("label",), View("label_overflow"), "usage", SELF),
     Family("cost_unknown", "counter", "Events with tokens but no cost and no price for their model.", ("model",),
            Table("cost_unknown", "events"), "usage", SELF),
+    Family("estimated_tokens", "counter",
+           "Tokens counted from a tokenizer's estimate, not the provider's usage (also in tokens_total).",
+           ("model", "type"), Table("estimated_tokens", "tokens"), "usage", SELF),
     # --- the tailer and the state file
     Family("lag_bytes", "gauge", "Bytes written to a followed file but not read yet (size minus read offset).",
            ("file",), View("lag_bytes"), "tailer", SELF),

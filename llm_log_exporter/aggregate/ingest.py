@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from llm_log_exporter.aggregate.prices import PriceTable
 from llm_log_exporter.aggregate.store import FileStats, Store
-from llm_log_exporter.events import Event, InvalidLine, Request
+from llm_log_exporter.events import CallPart, Event, InvalidLine, Request
 from llm_log_exporter.parsers import ParseFn, parse_line
 
 log = logging.getLogger("llm_log_exporter")
@@ -114,8 +114,11 @@ class Ingestor:
             else:
                 parsed += 1
                 for event in events:
-                    if type(event) is Request and event.cost_usd is None:
-                        event = self._fill_cost(event)
+                    if type(event) is Request:
+                        if event.cost_usd is None:
+                            event = self._fill_cost(event)
+                    elif type(event) is CallPart and event.request.cost_usd is None:
+                        event = event._replace(request=self._fill_cost(event.request))
                     append(event)
         last_ts = stats.last_event_ts
         for event in out:

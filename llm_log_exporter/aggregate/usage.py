@@ -16,14 +16,17 @@ from typing import Any
 from llm_log_exporter.aggregate import codec
 from llm_log_exporter.aggregate.breaker import Breakers
 from llm_log_exporter.aggregate.budgets import Budgets
+from llm_log_exporter.aggregate.calls import DEFAULT_RETRY_WINDOW, Calls
 from llm_log_exporter.aggregate.daily import Daily
 from llm_log_exporter.aggregate.families import record_histograms, record_slots, tables
 from llm_log_exporter.aggregate.labels import MAX_LABEL_LENGTH, OTHER, LabelGuard
 from llm_log_exporter.aggregate.streams import Streams
 from llm_log_exporter.events import (
+    Attempt,
     BreakerState,
     BudgetUsage,
     CacheLookup,
+    CallPart,
     Event,
     RateLimited,
     Request,
@@ -80,6 +83,7 @@ class Usage:
         max_label_length: int = MAX_LABEL_LENGTH,
         max_label_sets: int = MAX_LABEL_SETS,
         daily: Daily | None = None,
+        retry_window: float = DEFAULT_RETRY_WINDOW,
     ) -> None:
         self.bounds = {
             "buckets": tuple(sorted(float(b) for b in buckets)),
@@ -106,12 +110,15 @@ class Usage:
         self.budgets = budgets or Budgets()
         self._budgets_active = self.budgets.active  # fixed by the config: checked once, not per event
         self.streams = Streams(stream_timeout, max_streams)
+        self.calls = Calls(retry_window)  # LiteLLM payloads held until their call is settled
         self.clock: float | None = None  # newest event time seen: the clock of every time rule
         self.daily = daily  # per-day sums for the landing page (the daemon's; replay and report keep none)
         # How each kind of event changes the state: ``apply`` below, or a reader's own loop over
         # ``handlers[type(event)](event)`` (one lookup and one call per event on the hot path).
         self.handlers = {
             Request: self.request,
+            Attempt: self.attempt,
+            CallPart: self.call_part,
             StreamStart: self.stream_start,
             RateLimited: self.rate_limited,
             BreakerState: self.breaker_state,
@@ -129,6 +136,8 @@ class Usage:
         if ts is not None and (self.clock is None or ts > self.clock):
             self.clock = ts
             self.streams.clock_moved(ts)
+            if ts >= self.calls.next_due:
+                self._settle(self.calls.due(ts))
 
     def _record(self, raw: LabelKey) -> list:
         guards = self.guards
@@ -153,25 +162,28 @@ class Usage:
             self._keys[raw] = record
         return record
 
-    def _bump(self, table: str, key: tuple[str, ...], slot: int = 0) -> None:
+    def _bump(self, table: str, key: tuple[str, ...], slot: int = 0, amount: int = 1) -> None:
         rows = self.tables[table]
         row = rows.get(key)
         if row is None:
             row = rows[key] = [0] * len(TABLES[table])
-        row[slot] += 1
+        row[slot] += amount
 
     def unknown_cost(self, model: str) -> None:
         """An event with tokens but no cost, and no price for its model."""
         self._bump("cost_unknown", (self.guards["model"].admit(model),))
 
-    def request(self, ev: Request) -> None:
+    def request(self, ev: Request, attempt_counted: bool = False) -> None:
+        """A call's outcome; ``attempt_counted``: its failure was counted as an attempt already."""
         (ts, call_id, _model, _provider, _tenant, status, error_type, duration, ttft, _stream,
-         prompt, completion, cached, cache_write, reasoning, cost, cache_hit, _price_tier) = ev
+         prompt, completion, cached, cache_write, reasoning, cost, cache_hit, _price_tier, _served, estimated) = ev
         if ts is not None and (self.clock is None or ts > self.clock):
             self.clock = ts
             streams = self.streams
             if streams.starts and ts - streams.timeout >= streams.next_due:
                 streams.clock_moved(ts)
+            if ts >= self.calls.next_due:
+                self._settle(self.calls.due(ts))
         raw = (_tenant, _provider, _model)
         rec = self._keys.get(raw) or self._record(raw)
         rec[CHANGES] += 1
@@ -182,7 +194,8 @@ class Usage:
                 self.breakers.outcome(key[1], True, None, ts)
         else:
             rec[REQ_FAILURE] += 1
-            self._failure(key, error_type or "other", ts)
+            if not attempt_counted:
+                self._failure(key, error_type or "other", ts)
         if cache_hit is not None:
             self._bump("cache", (key[0],), 0 if cache_hit else 1)
         if self.streams.starts:
@@ -195,6 +208,8 @@ class Usage:
             rec[TOK_CACHE_WRITE] += cache_write
         if reasoning:
             rec[TOK_REASONING] += reasoning
+        if estimated:
+            self._estimated(key[2], prompt, completion)
         if cost is not None:
             rec[COST] += cost
             if self._budgets_active:
@@ -217,11 +232,59 @@ class Usage:
         return self._keys.get((ev.tenant_id, ev.provider, ev.model))
 
     def _failure(self, key: LabelKey, error_type: str, ts: float | None) -> None:
+        """A failed upstream attempt, retried or final: provider errors, rate-limit hits, the breaker."""
         tenant, provider, _ = key
         self._bump("provider_errors", (provider, error_type))
         if error_type == "rate_limit":  # a provider 429 is a rate-limit hit for the tenant too
             self._bump("rate_limits", (tenant,))
         self.breakers.outcome(provider, False, error_type, ts)
+
+    def _estimated(self, model: str, prompt: int, completion: int) -> None:
+        if prompt:
+            self._bump("estimated_tokens", (model, "input"), 0, prompt)
+        if completion:
+            self._bump("estimated_tokens", (model, "output"), 0, completion)
+
+    def attempt(self, ev: Attempt) -> None:
+        """A failed attempt the call went on from: a provider error and a retry, not a request."""
+        self._tick(ev.ts)
+        guards = self.guards
+        tenant, provider = guards["tenant_id"].admit(ev.tenant_id), guards["provider"].admit(ev.provider)
+        self._failure((tenant, provider, ""), ev.error_type, ev.ts)
+        self._bump("retries", (provider, ev.error_type))
+        if self.streams.starts:
+            self.streams.end(ev.call_id)  # the next attempt writes its own stream_start
+
+    def call_part(self, ev: CallPart) -> None:
+        """One LiteLLM payload of a call (see ``calls``): a failure counts as a provider error at once; the
+        request is counted when the call is settled."""
+        self._tick(ev.ts)
+        req = ev.request
+        retried, outcome, settled = self.calls.part(ev, self.clock)
+        if req.status == "failure":
+            key = self._record((req.tenant_id, req.provider, req.model))[KEY]
+            self._failure(key, req.error_type or "other", req.ts)
+        if retried is not None:
+            self._bump("retries", (self.guards["provider"].admit(retried.provider), retried.error_type or "other"))
+        self._settle(settled)
+        if outcome is not None:
+            self.request(outcome, attempt_counted=True)
+
+    def _settle(self, outcomes: list[Request]) -> None:
+        for req in outcomes:
+            self.request(req, attempt_counted=True)
+
+    def settle_all(self) -> list[Request]:
+        """Settle every held payload as its call's outcome (the end of a replay); the requests counted."""
+        outcomes = self.calls.flush()
+        self._settle(outcomes)
+        return outcomes
+
+    def settle_due(self, now: float) -> None:
+        """Settle the held payloads whose window has passed at ``now`` — the live daemon's wall clock, so a
+        quiet file does not keep a failure uncounted; event time alone settles them in replay."""
+        if now >= self.calls.next_due:
+            self._settle(self.calls.due(now))
 
     def stream_start(self, ev: StreamStart) -> None:
         self._tick(ev.ts)
@@ -333,6 +396,7 @@ class Usage:
             "budgets": self.budgets.dump(),
             "streams": self.streams.dump(),
             "daily": self.daily.dump() if self.daily is not None else None,
+            "calls": self.calls.dump(),
         }
 
     def load(self, data: Any) -> None:
@@ -369,3 +433,4 @@ class Usage:
             raise ValueError("per-day aggregates saved and configured differ")
         if self.daily is not None:
             self.daily.load(saved_daily)
+        self.calls.load(data["calls"])

@@ -17,6 +17,7 @@ from datetime import tzinfo
 from typing import BinaryIO
 
 from llm_log_exporter.aggregate.budgets import Budget
+from llm_log_exporter.aggregate.calls import settle
 from llm_log_exporter.aggregate.ingest import Ingestor
 from llm_log_exporter.aggregate.periods import UTC
 from llm_log_exporter.aggregate.store import Store
@@ -293,7 +294,7 @@ def run_report(
     sources = sources_of(inputs)
     store = ingestor.store
     timeline = Timeline(sources, ingestor, max_line_bytes=max_line_bytes)
-    report.feed(timeline)
+    report.feed(settle(timeline, store.usage.calls.window))  # one request per call of LiteLLM payloads
     invalid = _invalid_summary(store)
     if invalid:
         _say(f"note: {invalid}")

@@ -25,7 +25,7 @@ from prometheus_client.utils import floatToGoString
 
 from llm_log_exporter.aggregate.families import SELF, Family, Histogram, Keyed, Slots, Table, View
 from llm_log_exporter.aggregate.usage import INDEX, KEY, Usage
-from llm_log_exporter.events import Event, Request
+from llm_log_exporter.events import CallPart, Event, Request
 from llm_log_exporter.exposition.collector import FamilyCollector, Snapshot, build
 from llm_log_exporter.exposition.text import escape_label_value
 
@@ -193,6 +193,10 @@ class Renderer:
                         records = None
                         break
                     touched[id(record)] = record
+                elif type(event) is CallPart:  # may settle earlier calls of any record: look at all
+                    touched = {}
+                    records = None
+                    break
             else:
                 records = touched.values()
         for record in usage.records.values() if records is None else records:

@@ -228,6 +228,9 @@ def replay(
             if progress is not None:
                 progress(timeline.consumed, applied - after_end, newest if newest > -math.inf else None)
         applied -= after_end
+        if newest > -math.inf:  # LiteLLM payloads still waiting for a later attempt of their call: none will come
+            for request in store.usage.settle_all():
+                changed(newest, request)
         sampler.finish(end)
         writer.close()
     finally:

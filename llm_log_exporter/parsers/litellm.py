@@ -3,8 +3,11 @@ LiteLLM's s3 / gcs_bucket / azure_storage loggers write, in litellm 1.81.10 and 
 
 The SLO → event mapping is the writer's own (``schema.litellm.build_request_event``), so a call logged
 by our callback and the same call's SLO dumped by LiteLLM give the same event. This module adds what
-a foreign file needs: strict types (the callback trusts litellm's objects; a file may hold anything),
-the configurable tenant lookup, and the provider of cache hits (litellm leaves it null there).
+a foreign file needs: strict types (the callback trusts litellm's objects; a file may hold anything), the
+configurable tenant lookup (``--tenant-from``, the callback's sources and order by default), and the trace id
+that ties the payloads of one call's attempts together: LiteLLM writes a payload per failed attempt of a
+retried stream (and the first failed attempt of any call that then succeeds), with nothing in it saying
+whether the router retried it, so these are ``CallPart`` events that aggregation settles into one call.
 """
 
 from __future__ import annotations
@@ -12,12 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from llm_log_exporter.events import Event, InvalidLine
+from llm_log_exporter.events import CallPart, Event, InvalidLine
 from llm_log_exporter.parsers import native
-from llm_log_exporter.parsers._fields import MAX_EPOCH, bad, count, mapping, number, split_provider, text
+from llm_log_exporter.parsers._fields import MAX_EPOCH, bad, count, mapping, number, text
 from llm_log_exporter.parsers.options import ParserOptions
-from llm_log_exporter.schema import tenant_from_tags
-from llm_log_exporter.schema.litellm import build_request_event
+from llm_log_exporter.schema.litellm import build_request_event, resolve_tenant
 
 NAME = "litellm"
 
@@ -53,7 +55,9 @@ def _check(obj: dict[str, Any]) -> dict[str, Any] | None:
     model = obj.get("model")
     if type(model) is not str or not model:
         raise InvalidLine("missing_model")
-    text(obj, "custom_llm_provider")
+    for key in ("custom_llm_provider", "model_group", "trace_id", "api_base"):
+        text(obj, key)
+    mapping(obj, "model_parameters")
     for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
         count(obj, key)
     number(obj, "response_cost")
@@ -68,6 +72,7 @@ def _check(obj: dict[str, Any]) -> dict[str, Any] | None:
         raise bad("request_tags", tags)
     mapping(obj, "error_information")
     metadata = mapping(obj, "metadata")
+    mapping(metadata, "requester_metadata")
     _check_usage(mapping(metadata, "usage_object"), "metadata.usage_object")
     response = obj.get("response")
     if type(response) is dict:
@@ -75,50 +80,27 @@ def _check(obj: dict[str, Any]) -> dict[str, Any] | None:
     return metadata
 
 
-def _tag(obj: dict[str, Any], metadata: dict[str, Any] | None) -> Any:
-    return tenant_from_tags(obj.get("request_tags"))
-
-
-def _meta(key: str) -> Callable[[dict[str, Any], dict[str, Any] | None], Any]:
-    return lambda obj, metadata: metadata.get(key) if metadata is not None else None
-
-
-_SOURCES: dict[str, Callable[[dict[str, Any], dict[str, Any] | None], Any]] = {
-    "tag": _tag,
-    "team_id": _meta("user_api_key_team_id"),
-    "team_alias": _meta("user_api_key_team_alias"),
-    "end_user_id": _meta("user_api_key_end_user_id"),
-    "end_user": lambda obj, metadata: obj.get("end_user"),
-    "user_id": _meta("user_api_key_user_id"),
-    "key_alias": _meta("user_api_key_alias"),
-    "org_id": _meta("user_api_key_org_id"),
-}
-
-
 def bind(options: ParserOptions) -> Callable[[dict[str, Any]], list[Event]]:
-    """A parser that looks for the tenant in ``options.tenant_from`` order (first non-empty wins)."""
-    sources = tuple(_SOURCES[name] for name in options.tenant_from)
+    """A parser that looks for the tenant in ``options.tenant_from`` order (first present value wins)."""
+    sources = tuple(options.tenant_from)
 
     def parse_slo(obj: dict[str, Any]) -> list[Event]:
-        metadata = _check(obj)
-        event = build_request_event({"standard_logging_object": obj}, None, None, None, status=obj["status"])
-        tenant = ""
-        for source in sources:
-            value = source(obj, metadata)
-            if value is not None and value != "" and type(value) is not bool:
-                if type(value) is not str:
-                    if type(value) is not int:
-                        raise bad("tenant", value)
-                    value = str(value)
-                tenant = value
-                break
-        event["tenant_id"] = tenant
-        if not event["provider"]:
-            # litellm 1.81.10 writes cache hits as model "openai/gpt-4o-mini" with a null provider
-            event["provider"], event["model"] = split_provider(event["model"])
+        _check(obj)
+        event = build_request_event({"standard_logging_object": obj}, None, None, None, status=obj["status"],
+                                    tenant_from=sources)
+        tenant = resolve_tenant({}, obj, "tenant_id", sources)
+        if tenant is not None and type(tenant) is not str:
+            if type(tenant) is not int:
+                raise bad("tenant", tenant)
+            tenant = str(tenant)
+        event["tenant_id"] = tenant or ""
         if obj.get("endTime") is None:
             event["ts"] = None  # the callback stamps "now"; a file read later must not
-        return [native._request(event)]
+        request = native._request(event)
+        key = obj.get("trace_id")
+        # Attempts of one call (router retries, fallbacks) share LiteLLM's trace id; aggregation keeps
+        # only the last as the call's outcome (aggregate/calls.py).
+        return [CallPart(request.ts, key, request)] if key else [request]
 
     return parse_slo
 

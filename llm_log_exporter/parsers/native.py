@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover - msgspec is a dependency; the fallback 
     msgspec = None  # type: ignore[assignment]
 
 from llm_log_exporter.events import (
+    Attempt,
     BreakerState,
     BudgetUsage,
     CacheLookup,
@@ -124,6 +125,9 @@ def _fast_request(obj: dict[str, Any]) -> Request | None:
             and (tenant is None or type(tenant) is str) and (cache_hit is None or cache_hit is True
                                                               or cache_hit is False)):
         return None
+    served, estimated = obj.get("served_model"), obj.get("tokens_estimated", False)  # optional (issue 13)
+    if not ((served is None or type(served) is str) and (estimated is False or estimated is True)):
+        return None
     kind_ts = type(ts)
     if kind_ts is float or kind_ts is int:
         if not 0 <= ts < MAX_EPOCH:
@@ -133,7 +137,8 @@ def _fast_request(obj: dict[str, Any]) -> Request | None:
         ts = parse_ts(ts)  # RFC 3339; raises the reason the field-by-field path gives
     return _new(Request, (ts, call_id or "", model, provider or "", tenant or "", status, error,
                           None if d is None else float(d), None if ttft is None else float(ttft), stream,
-                          p, c, ca, cw, r, None if cost is None else float(cost), cache_hit, None))
+                          p, c, ca, cw, r, None if cost is None else float(cost), cache_hit, None, served or None,
+                          estimated))
 
 
 if msgspec is not None:
@@ -166,6 +171,8 @@ if msgspec is not None:
         reasoning_tokens: _Count | None = None
         cost_usd: _Cost | None = None
         cache_hit: bool | None = None
+        served_model: str | None = None
+        tokens_estimated: bool = False
 
     _decode_line = msgspec.json.Decoder(_Line).decode
     _TYPED_ERRORS: tuple[type[BaseException], ...] = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
@@ -199,7 +206,8 @@ def fast_line(line: bytes) -> list[Event] | None:
     return [_new(Request, (ts, o.call_id or "", o.model, o.provider or "", o.tenant_id or "", status, error,
                            o.duration_s, o.ttft_s if stream else None, stream, o.prompt_tokens or 0,
                            o.completion_tokens or 0, o.cached_tokens or 0, o.cache_write_tokens or 0,
-                           o.reasoning_tokens or 0, o.cost_usd, o.cache_hit, None))]
+                           o.reasoning_tokens or 0, o.cost_usd, o.cache_hit, None, o.served_model or None,
+                           o.tokens_estimated))]
 
 
 def _request(obj: dict[str, Any]) -> Request:
@@ -217,12 +225,7 @@ def _request(obj: dict[str, Any]) -> Request:
     cache_hit = obj.get("cache_hit")
     if cache_hit is not None and type(cache_hit) is not bool:
         raise InvalidLine("bad_field", f"cache_hit={cache_hit!r:.40}")
-    error_type = obj.get("error_type")
-    if error_type is not None:
-        if type(error_type) is not str:
-            raise InvalidLine("bad_field", f"error_type={error_type!r:.40}")
-        if error_type not in _ERROR_TYPES:
-            error_type = "other"  # bounded vocabulary: a gateway's own names never add series
+    error_type = _error_type(obj)
     prompt = _count(obj, "prompt_tokens")
     completion = _count(obj, "completion_tokens")
     _count(obj, "total_tokens")  # validated; totals are derived from input + output
@@ -244,7 +247,34 @@ def _request(obj: dict[str, Any]) -> Request:
         reasoning_tokens=_count(obj, "reasoning_tokens"),
         cost_usd=number(obj, "cost_usd", MAX_COST_USD),
         cache_hit=cache_hit,
+        served_model=text(obj, "served_model"),
+        tokens_estimated=_flag(obj, "tokens_estimated"),
     )
+
+
+def _error_type(obj: dict[str, Any]) -> str | None:
+    error_type = obj.get("error_type")
+    if error_type is not None:
+        if type(error_type) is not str:
+            raise InvalidLine("bad_field", f"error_type={error_type!r:.40}")
+        if error_type not in _ERROR_TYPES:
+            error_type = "other"  # bounded vocabulary: a gateway's own names never add series
+    return error_type
+
+
+def _flag(obj: dict[str, Any], key: str) -> bool:
+    """An optional boolean: missing or null is false."""
+    value = obj.get(key)
+    if value is None:
+        return False
+    if type(value) is not bool:
+        raise InvalidLine("bad_field", f"{key}={value!r:.40}")
+    return value
+
+
+def _attempt(obj: dict[str, Any]) -> Attempt:
+    return Attempt(parse_ts(obj.get("ts")), _text(obj, "call_id"), _text(obj, "tenant_id"), _text(obj, "provider"),
+                   _text(obj, "model"), _error_type(obj) or "other", _flag(obj, "stream"))
 
 
 def _stream_start(obj: dict[str, Any]) -> StreamStart:
@@ -292,6 +322,7 @@ def _cache(obj: dict[str, Any]) -> CacheLookup:
 
 _KINDS = {
     "request": _request,
+    "attempt": _attempt,
     "stream_start": _stream_start,
     "rate_limited": _rate_limited,
     "circuit_breaker": _circuit_breaker,

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Where a LiteLLM StandardLoggingPayload keeps a tenant, by the names ``--tenant-from`` accepts.
-TENANT_SOURCES = (
-    "tag",  # a "tenant:<id>" entry in request_tags (metadata={"tags": [...]} on the call)
-    "team_id",  # metadata.user_api_key_team_id (LiteLLM proxy team)
-    "team_alias",  # metadata.user_api_key_team_alias
-    "end_user_id",  # metadata.user_api_key_end_user_id (proxy customer)
-    "end_user",  # top-level end_user
-    "user_id",  # metadata.user_api_key_user_id (proxy internal user)
-    "key_alias",  # metadata.user_api_key_alias (virtual key alias)
-    "org_id",  # metadata.user_api_key_org_id
-)
-# An explicit per-call tag is the most specific; then the proxy's billing units. The callback
-# (callback.py) uses the same precedence, so both paths label a call alike.
-DEFAULT_TENANT_FROM: tuple[str, ...] = ("tag", "team_id", "end_user_id", "end_user")
+from llm_log_exporter.schema.litellm import DEFAULT_TENANT_FROM, TENANT_SOURCES
+
+# Where LiteLLM keeps a tenant (names of ``--tenant-from``): declared beside the writer's mapping, which uses
+# the same sources in the same default order, so the callback and a payload read later label a call alike.
+__all__ = ["DEFAULT_TENANT_FROM", "TENANT_SOURCES", "ParserOptions", "parse_tenant_from"]
 
 
 def parse_tenant_from(text: str) -> tuple[str, ...]:

@@ -13,6 +13,17 @@ SCHEMA_VERSION = 1
 
 STATUSES = ("success", "failure")
 
+# Event kinds (``event``). A reader skips kinds it does not know.
+REQUEST = "request"  # one client call with its final outcome
+ATTEMPT = "attempt"  # a failed upstream attempt that was retried or fallen back from (not the call's outcome)
+STREAM_START = "stream_start"
+EVENT_KINDS = (REQUEST, ATTEMPT, STREAM_START, "rate_limited", "circuit_breaker", "budget", "cache")
+
+# The ``model`` of a failed call that no provider and no router took (a LiteLLM proxy rejecting a key or an
+# unknown model name, an SDK call whose model names no provider): the name the client sent is not a label,
+# so arbitrary names cannot add series.
+UNKNOWN_MODEL = "unknown"
+
 # Failure classes shared by the writer and every parser; any other name a gateway writes counts as "other",
 # so a provider's own error strings can never add series.
 ERROR_TYPES = (

@@ -36,6 +36,8 @@ _BY_NAME: dict[str, str] = {
     "permissiondeniederror": "auth",
     "permissionerror": "auth",  # Anthropic "permission_error" (403), not the OSError subclass
     "invalidapikey": "auth",
+    "autherror": "auth",  # LiteLLM proxy ProxyException.type "auth_error"
+    "nodbconnection": "auth",  # proxy without a database rejecting a key it cannot check ("no_db_connection")
     # bad request
     "badrequesterror": "bad_request",
     "unprocessableentityerror": "bad_request",
@@ -58,6 +60,7 @@ _BY_NAME: dict[str, str] = {
     # not found
     "notfounderror": "not_found",
     "modelnotfound": "not_found",
+    "proxymodelnotfounderror": "not_found",  # the proxy has no model of the requested name
     # server side
     "internalservererror": "server_error",
     "serviceunavailableerror": "server_error",
@@ -136,4 +139,23 @@ def classify_error(error_class: str | None, error_code: str | int | None) -> str
             return by_code
         return by_class or "other"
     except Exception:  # pragma: no cover - defensive: a classifier must not fail
+        return "other"
+
+
+def classify_exception(exc: object) -> str:
+    """An exception object → one of ``ERROR_TYPES``: its class name and HTTP status, and for the LiteLLM
+    proxy's own ``ProxyException`` (which says 400 for a key it cannot check) its ``type``."""
+    try:
+        name = type(exc).__name__
+        if name == "ProxyException":
+            kind = getattr(exc, "type", None)
+            if isinstance(kind, str):
+                by_kind = _BY_NAME.get(_norm_name(kind))
+                if by_kind is not None:
+                    return by_kind
+        code = getattr(exc, "status_code", None)
+        if code is None:
+            code = getattr(exc, "code", None)
+        return classify_error(name, code if isinstance(code, (int, str)) else None)
+    except Exception:  # pragma: no cover - defensive
         return "other"

@@ -13,8 +13,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from . import SCHEMA_VERSION, tenant_from_tags
-from .errors import classify_error
+from . import SCHEMA_VERSION, UNKNOWN_MODEL, tenant_from_tags
+from .errors import classify_error, classify_exception
 
 _EMPTY: dict[str, Any] = {}
 
@@ -116,29 +116,82 @@ def _first_int(usages: tuple[Any, ...], *keys: str) -> int:
     return 0
 
 
-def resolve_tenant(kwargs: Mapping[str, Any], slo: Any, tenant_key: str) -> str | None:
-    """Caller metadata[tenant_key] > ``tenant:<id>`` tag > proxy team id > None.
+# Where a LiteLLM call keeps its tenant, by the names ``--tenant-from`` accepts. The callback (with the hook's
+# arguments) and the ``litellm`` parser (with LiteLLM's payload alone) read them through ``resolve_tenant``.
+TENANT_SOURCES = (
+    "metadata",  # the caller's metadata={"tenant_id": ...}; through the proxy: metadata.requester_metadata
+    "tag",  # a "tenant:<id>" request tag (metadata={"tags": [...]}, or the proxy's top-level "tags")
+    "team_id",  # metadata.user_api_key_team_id (LiteLLM proxy team)
+    "team_alias",  # metadata.user_api_key_team_alias
+    "end_user_id",  # metadata.user_api_key_end_user_id (proxy customer)
+    "end_user",  # the payload's end_user
+    "user_id",  # metadata.user_api_key_user_id (proxy internal user)
+    "key_alias",  # metadata.user_api_key_alias (virtual key alias)
+    "org_id",  # metadata.user_api_key_org_id
+)
+# The caller's own word first, then an explicit tag, then the proxy's billing units.
+DEFAULT_TENANT_FROM: tuple[str, ...] = ("metadata", "tag", "team_id", "end_user_id", "end_user")
 
-    litellm keeps the caller's ``metadata=`` dict (it even mutates it) in
-    ``litellm_params["metadata"]``, while the SLO's metadata is filtered to known keys, so a custom
-    tenant key is only visible there. We only read it.
+_KEY_FIELDS = {
+    "team_id": "user_api_key_team_id",
+    "team_alias": "user_api_key_team_alias",
+    "end_user_id": "user_api_key_end_user_id",
+    "user_id": "user_api_key_user_id",
+    "key_alias": "user_api_key_alias",
+    "org_id": "user_api_key_org_id",
+}
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value != "" and not isinstance(value, bool)
+
+
+def _tenant_from(source: str, metadatas: tuple[Any, ...], slo_md: Any, slo: Any, tenant_key: str) -> Any:
+    if source == "metadata":
+        # litellm keeps the SDK caller's metadata dict (unfiltered) in litellm_params; the proxy moves the
+        # client's request metadata into metadata.requester_metadata, which the payload keeps too.
+        for md in (*metadatas, *(_get(md, "requester_metadata") for md in metadatas),
+                   _get(slo_md, "requester_metadata")):
+            value = _get(md, tenant_key)
+            if _present(value):
+                return value
+        return None
+    if source == "tag":
+        tenant = tenant_from_tags(_get(slo, "request_tags"))
+        for md in metadatas:
+            if tenant is None:
+                tenant = tenant_from_tags(_get(md, "tags"))
+        return tenant
+    if source == "end_user":
+        return _get(slo, "end_user")
+    field = _KEY_FIELDS[source]
+    for md in (slo_md, *metadatas):
+        value = _get(md, field)
+        if _present(value):
+            return value
+    return None
+
+
+def resolve_tenant(kwargs: Mapping[str, Any], slo: Any, tenant_key: str = "tenant_id",
+                   sources: tuple[str, ...] = DEFAULT_TENANT_FROM) -> Any:
+    """The first present tenant value of ``sources`` (raw: callers decide how strict to be), else None.
+
+    ``kwargs`` are a hook's arguments (``litellm_params.metadata`` / ``litellm_metadata``: the caller's
+    metadata, which litellm even mutates; we only read it) or ``{}`` for a payload read from a file.
     """
     litellm_params = kwargs.get("litellm_params")
-    metadata = _get(litellm_params, "metadata")
-    for md in (metadata, _get(litellm_params, "litellm_metadata")):
-        if isinstance(md, Mapping):
-            value = md.get(tenant_key)
-            if value is not None and value != "":
-                return value if isinstance(value, str) else str(value)
-    tenant = tenant_from_tags(_get(slo, "request_tags"))
-    if tenant is None and isinstance(metadata, Mapping):
-        tenant = tenant_from_tags(metadata.get("tags"))
-    if tenant is not None:
-        return tenant
-    team = _get(_get(slo, "metadata"), "user_api_key_team_id")
-    if team is not None and team != "":
-        return team if isinstance(team, str) else str(team)
+    metadatas = tuple(md for md in (_get(litellm_params, "metadata"), _get(litellm_params, "litellm_metadata"))
+                      if isinstance(md, Mapping))
+    slo_md = _get(slo, "metadata")
+    for source in sources:
+        value = _tenant_from(source, metadatas, slo_md, slo, tenant_key)
+        if _present(value):
+            return value
     return None
+
+
+def _tenant_text(value: Any) -> str | None:
+    return None if value is None else value if isinstance(value, str) else str(value)
 
 
 def _times(kwargs: Mapping[str, Any], slo: dict[str, Any] | None, start_time: Any, end_time: Any,
@@ -195,17 +248,103 @@ def _cost(kwargs: Mapping[str, Any], slo: dict[str, Any] | None) -> float | None
 
 
 def _error_type(kwargs: Mapping[str, Any], slo: dict[str, Any] | None, response_obj: Any) -> str:
+    exc = kwargs.get("exception")
+    if exc is None and isinstance(response_obj, BaseException):
+        exc = response_obj
+    if exc is not None and type(exc).__name__ == "ProxyException":
+        return classify_exception(exc)  # its type says "auth_error" where its code says 400
     info = slo.get("error_information") if slo is not None else None
     error_class = _get(info, "error_class")
     error_code = _get(info, "error_code")
-    if not error_class and not error_code:
-        exc = kwargs.get("exception")
-        if exc is None and isinstance(response_obj, BaseException):
-            exc = response_obj
-        if exc is not None:
-            error_class = type(exc).__name__
-            error_code = _get(exc, "status_code")
+    if not error_class and not error_code and exc is not None:
+        return classify_exception(exc)
     return classify_error(error_class, error_code)
+
+
+def strip_provider(name: str, provider: str) -> str:
+    """``openai/gpt-4o-mini`` → ``gpt-4o-mini`` when ``openai`` is the call's provider."""
+    if provider and name.startswith(provider) and name[len(provider):len(provider) + 1] == "/":
+        return name[len(provider) + 1:]
+    return name
+
+
+def _model_group(kwargs: Mapping[str, Any], slo: dict[str, Any] | None) -> Any:
+    """The model name the caller asked LiteLLM's router (or proxy) for; "" outside a router."""
+    group = slo.get("model_group") if slo is not None else None
+    if not group:
+        params = kwargs.get("litellm_params")
+        for md in (_get(params, "metadata"), _get(params, "litellm_metadata")):
+            group = _get(md, "model_group")
+            if group:
+                break
+    return group if isinstance(group, str) else ""
+
+
+def _names(kwargs: Mapping[str, Any], slo: dict[str, Any] | None, status: str, cache_hit: Any
+           ) -> tuple[str, str, str | None]:
+    """(model, provider, served_model): the name the caller asked for (a proxy's model alias, LiteLLM's
+    ``model_group``), the provider, and the model LiteLLM sent the call to — both without provider prefix."""
+    sget = slo.get if slo is not None else _EMPTY.get
+    called = sget("model") or kwargs.get("model") or ""
+    called = called if isinstance(called, str) else str(called)
+    provider = sget("custom_llm_provider") or kwargs.get("custom_llm_provider") or ""
+    provider = provider if isinstance(provider, str) else str(provider)
+    if not provider and (cache_hit is True or status == "success") and "/" in called:
+        # litellm 1.81.10 writes its cache hits as model "openai/gpt-4o-mini" with a null provider
+        provider = called.partition("/")[0]
+    group = _model_group(kwargs, slo)
+    if status == "failure" and not provider and not group:
+        return UNKNOWN_MODEL, "", None  # rejected before routing: the client's name is no label
+    served = strip_provider(called, provider) if provider and called else None
+    return strip_provider(group or called, provider), provider, served
+
+
+def _stream(kwargs: Mapping[str, Any], slo: dict[str, Any] | None) -> bool:
+    """Streamed call? The SLO's ``stream`` is null for non-stream calls *and* for failed streams, whose
+    request parameters (``model_parameters`` / the hook's ``stream``) still say so."""
+    if slo is not None and (slo.get("stream") is True or _get(slo.get("model_parameters"), "stream") is True):
+        return True
+    return kwargs.get("stream") is True or _get(kwargs.get("optional_params"), "stream") is True
+
+
+# Providers that stream usage only when asked (OpenAI's ``stream_options.include_usage``); others
+# (Anthropic, Bedrock, Gemini, …) always send it. litellm asks by itself only for api.openai.com.
+USAGE_ON_REQUEST = frozenset({"openai", "azure", "text-completion-openai", "hosted_vllm", "vllm", "openai_like",
+                              "lm_studio", "llamafile", "custom_openai"})
+
+
+def _asked_for_usage(kwargs: Mapping[str, Any], slo: dict[str, Any] | None) -> bool:
+    """The call's ``stream_options.include_usage``: in the payload's request parameters, the hook's
+    parameters, or the body litellm sent (``additional_args.complete_input_dict``)."""
+    for params in (_get(slo, "model_parameters"), kwargs.get("optional_params"), kwargs,
+                   _get(kwargs.get("additional_args"), "complete_input_dict")):
+        if _get(_get(params, "stream_options"), "include_usage") is True:
+            return True
+    return False
+
+
+def tokens_estimated(kwargs: Mapping[str, Any], slo: dict[str, Any] | None, response_obj: Any, provider: str,
+                     stream: bool, status: str) -> bool:
+    """Whether a call's token counts are litellm's tokenizer estimates rather than the provider's numbers.
+
+    Only a successful stream can be estimated: litellm counts the text itself when no chunk carried usage.
+    The assembled response says so when the call set no ``stream_options`` (litellm then stores the usage
+    the chunks carried in ``_hidden_params["usage"]``: all zero means none did). Otherwise — or reading a
+    payload, which has no response object — a stream is estimated when its provider sends usage only on
+    request, the call did not ask (``stream_options.include_usage``) and it did not go to api.openai.com.
+    """
+    if not stream or status != "success":
+        return False
+    response = kwargs.get("async_complete_streaming_response") or kwargs.get("complete_streaming_response") \
+        or response_obj
+    hidden = _get(response, "_hidden_params")
+    if isinstance(hidden, Mapping) and "usage" in hidden:
+        usage = hidden.get("usage")
+        return _as_int(_get(usage, "prompt_tokens")) == 0 and _as_int(_get(usage, "completion_tokens")) == 0
+    if provider not in USAGE_ON_REQUEST or _asked_for_usage(kwargs, slo):
+        return False
+    api_base = _get(slo, "api_base") or _get(_get(slo, "hidden_params"), "api_base") or kwargs.get("api_base")
+    return not (isinstance(api_base, str) and "://api.openai.com" in api_base)
 
 
 def build_request_event(
@@ -216,36 +355,38 @@ def build_request_event(
     *,
     status: str,
     tenant_key: str = "tenant_id",
+    tenant_from: tuple[str, ...] = DEFAULT_TENANT_FROM,
+    cache_consulted: bool | None = None,
 ) -> dict[str, Any]:
     """Project litellm's callback arguments onto a schema-v1 ``request`` event (a new dict).
 
     Reads ``kwargs["standard_logging_object"]`` (the SLO) and falls back to top-level kwargs and
     the callback arguments when it is absent. ``status`` is the hook's view ("success"/"failure"),
-    used when the SLO has none.
+    used when the SLO has none. ``cache_hit`` is true for litellm's cache hits; false only when the
+    caller knows a cache was consulted (``cache_consulted``): litellm says false for every stream and
+    failure even with no cache configured, and null for non-stream misses.
     """
     slo = kwargs.get("standard_logging_object")
     if not isinstance(slo, dict):
         slo = None
     sget = slo.get if slo is not None else _EMPTY.get
     call_id = sget("litellm_call_id") or kwargs.get("litellm_call_id") or sget("id") or ""
-    model = sget("model") or kwargs.get("model") or ""
-    provider = sget("custom_llm_provider") or kwargs.get("custom_llm_provider") or ""
     slo_status = sget("status")
     if slo_status == "success" or slo_status == "failure":
         status = slo_status
-    # SLO "stream" is null (not false) for non-stream calls
-    stream = (sget("stream") if slo is not None else kwargs.get("stream")) is True
-    end, duration, ttft = _times(kwargs, slo, start_time, end_time, stream)
+    hit = sget("cache_hit") if slo is not None else kwargs.get("cache_hit")
+    model, provider, served = _names(kwargs, slo, status, hit)
+    stream = _stream(kwargs, slo)
+    end, duration, ttft = _times(kwargs, slo, start_time, end_time, stream and status == "success")
     prompt, completion, total, cached, cache_write, reasoning = _tokens(slo, response_obj)
-    cache_hit = sget("cache_hit") if slo is not None else kwargs.get("cache_hit")
     return {
         "v": SCHEMA_VERSION,
         "event": "request",
         "ts": end if end is not None else time.time(),
         "call_id": call_id if isinstance(call_id, str) else str(call_id),
-        "model": model if isinstance(model, str) else str(model),
-        "provider": provider if isinstance(provider, str) else str(provider),
-        "tenant_id": resolve_tenant(kwargs, slo, tenant_key),
+        "model": model,
+        "provider": provider,
+        "tenant_id": _tenant_text(resolve_tenant(kwargs, slo, tenant_key, tenant_from)),
         "status": status,
         "error_type": _error_type(kwargs, slo, response_obj) if status == "failure" else None,
         "duration_s": duration,
@@ -258,28 +399,88 @@ def build_request_event(
         "cache_write_tokens": cache_write,
         "reasoning_tokens": reasoning,
         "cost_usd": _cost(kwargs, slo),
-        "cache_hit": cache_hit if isinstance(cache_hit, bool) else None,
+        "cache_hit": True if hit is True else (False if cache_consulted else None),
+        "served_model": served,
+        "tokens_estimated": tokens_estimated(kwargs, slo, response_obj, provider, stream, status),
     }
 
 
-def build_stream_start_event(kwargs: Mapping[str, Any], *, tenant_key: str = "tenant_id") -> dict[str, Any] | None:
+ATTEMPT_KEYS = ("ts", "call_id", "model", "provider", "tenant_id", "error_type", "stream", "served_model")
+
+
+def attempt_event(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``attempt`` line of a failed request event: the call went on to another attempt."""
+    out: dict[str, Any] = {"v": SCHEMA_VERSION, "event": "attempt"}
+    for key in ATTEMPT_KEYS:
+        out[key] = request.get(key)
+    out["error_type"] = out["error_type"] or "other"
+    return out
+
+
+def build_failure_event(data: Mapping[str, Any], exc: BaseException, *, tenant_key: str = "tenant_id",
+                        tenant_from: tuple[str, ...] = DEFAULT_TENANT_FROM) -> dict[str, Any]:
+    """A failed ``request`` event from a request's own parameters and its exception, for failures no
+    LiteLLM logging hook reported (a router that found no deployment, a proxy pre-call check): ``data``
+    is what the router or the proxy was called with (model, metadata, stream, litellm_call_id)."""
+    md = data.get("litellm_metadata") if isinstance(data.get("litellm_metadata"), Mapping) else data.get("metadata")
+    params = {"metadata": data.get("metadata"), "litellm_metadata": data.get("litellm_metadata")}
+    provider = getattr(exc, "llm_provider", None)
+    provider = provider if isinstance(provider, str) else ""
+    group = _get(md, "model_group")
+    requested = group or data.get("model") or ""
+    requested = requested if isinstance(requested, str) else str(requested)
+    if not provider and not group:
+        requested = UNKNOWN_MODEL  # rejected before routing: the client's name is no label
+    tags = data.get("tags")  # the proxy's top-level request tags
+    slo = {"request_tags": tags} if isinstance(tags, list) else None
+    call_id = data.get("litellm_call_id")
+    return {
+        "v": SCHEMA_VERSION,
+        "event": "request",
+        "ts": time.time(),
+        "call_id": call_id if isinstance(call_id, str) else "",
+        "model": strip_provider(requested, provider) or UNKNOWN_MODEL,
+        "provider": provider,
+        "tenant_id": _tenant_text(resolve_tenant({"litellm_params": params}, slo, tenant_key, tenant_from)),
+        "status": "failure",
+        "error_type": classify_exception(exc),
+        "duration_s": None,
+        "ttft_s": None,
+        "stream": data.get("stream") is True,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "total_tokens": 0,
+        "cached_tokens": 0,
+        "cache_write_tokens": 0,
+        "reasoning_tokens": 0,
+        "cost_usd": None,
+        "cache_hit": None,
+        "served_model": None,
+        "tokens_estimated": False,
+    }
+
+
+def build_stream_start_event(kwargs: Mapping[str, Any], *, tenant_key: str = "tenant_id",
+                             tenant_from: tuple[str, ...] = DEFAULT_TENANT_FROM) -> dict[str, Any] | None:
     """A ``stream_start`` event for a streaming call about to be sent; None for other calls.
 
-    Its ``call_id`` is the one the final request event carries, which ends the stream.
+    Its ``call_id`` is the one the final request event carries, which ends the stream; its model is
+    named as the request line names it.
     """
     if kwargs.get("stream") is not True:
         return None
     call_id = kwargs.get("litellm_call_id")
     if not isinstance(call_id, str) or not call_id:
         return None
-    model = kwargs.get("model")
     provider = kwargs.get("custom_llm_provider")
+    provider = provider if isinstance(provider, str) else ""
+    model = _model_group(kwargs, None) or kwargs.get("model")
     return {
         "v": SCHEMA_VERSION,
         "event": "stream_start",
         "ts": time.time(),
         "call_id": call_id,
-        "model": model if isinstance(model, str) else None,
-        "provider": provider if isinstance(provider, str) else None,
-        "tenant_id": resolve_tenant(kwargs, None, tenant_key),
+        "model": strip_provider(model, provider) if isinstance(model, str) else None,
+        "provider": provider or None,
+        "tenant_id": _tenant_text(resolve_tenant(kwargs, None, tenant_key, tenant_from)),
     }

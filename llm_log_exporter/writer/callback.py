@@ -49,6 +49,12 @@ paths relative to the ``litellm`` package, ``LL`` = ``litellm_core_utils/litellm
 * litellm de-duplicates ``CustomLogger`` objects by class name plus public ``str``/``bool``/``int``
   attributes (``litellm_core_utils/logging_callback_manager.py:285-321``); :attr:`UsageLogger.path`
   is public so loggers writing to different files are not merged.
+* Hooks fire per *attempt*; a client call is one ``request`` line: inside a call of litellm's router
+  (an application's ``Router``, every LiteLLM proxy call) a failure is held until the router retries
+  (an ``attempt`` line) or gives up (the call's ``request``) — see :mod:`.calls`. The proxy hands its own
+  errors (bad key, unknown model) to the async and, in a thread, the sync failure hook: a second
+  ``request`` with the same call id and status is dropped (the end times differ, so they are not part
+  of the key).
 """
 
 from __future__ import annotations
@@ -65,11 +71,13 @@ from typing import Any
 
 from ..schema import ERROR_TYPES, SCHEMA_VERSION
 from ..schema.errors import classify_error
-from ..schema.litellm import build_request_event, build_stream_start_event
+from ..schema.litellm import attempt_event, build_failure_event, build_request_event, build_stream_start_event
+from . import calls
 from .encode import encode_event
 from .logfile import LogFile
 from .rotation import BACKUPS_ENV_VAR, DEFAULT_BACKUPS, MAX_BYTES_ENV_VAR, Rotation, parse_backups, parse_size, resolve
 from .safe_open import DEFAULT_MODE, MODE_ENV_VAR, parse_mode
+from .stream_usage import request_stream_usage
 
 __all__ = [
     "DEFAULT_PATH",
@@ -85,6 +93,7 @@ __all__ = [
     "encode_event",
     "log_failure",
     "log_success",
+    "request_stream_usage",
 ]
 
 logger = logging.getLogger("llm_log_exporter.callback")
@@ -154,6 +163,49 @@ def _is_stream_chunk(kwargs: Mapping[str, Any], response_obj: Any) -> bool:
     )
 
 
+_LITELLM_LISTS = ("callbacks", "failure_callback", "_async_failure_callback", "success_callback",
+                  "_async_success_callback")
+
+
+def _registered_loggers() -> list[UsageLogger]:
+    """The loggers litellm reports to (in one of its callback lists): the router wrappers write for them."""
+    litellm = sys.modules.get("litellm")
+    if litellm is None:
+        return []
+    listed: list[Any] = []
+    for name in _LITELLM_LISTS:
+        entries = getattr(litellm, name, None)
+        if isinstance(entries, list):
+            listed.extend(entries)
+    return [logger for logger in list(_instances) if any(entry is logger for entry in listed)]
+
+
+def _instrument_router() -> None:
+    """Mark the call and attempt boundaries of litellm's Router (``calls``); only when litellm is loaded."""
+    try:
+        router = sys.modules.get("litellm.router")
+        cls = getattr(router, "Router", None) if router is not None else None
+        if isinstance(cls, type):
+            calls.instrument(cls, _registered_loggers)
+    except Exception:  # pragma: no cover - never break the host program
+        pass
+
+
+def _cache_consulted(kwargs: Any) -> bool:
+    """Whether litellm looked this call up in its cache (``litellm.cache`` set, the call type cached):
+    only then is a call that was not a hit a miss. litellm's own ``cache_hit`` says false for every stream
+    and failure, cache or not, and null for a non-streaming miss."""
+    litellm = sys.modules.get("litellm")
+    cache = getattr(litellm, "cache", None) if litellm is not None else None
+    if cache is None or not isinstance(kwargs, Mapping):
+        return False
+    types = getattr(cache, "supported_call_types", None)
+    call_type = kwargs.get("call_type")
+    if isinstance(types, (list, tuple, set)) and isinstance(call_type, str):
+        return call_type in types or call_type.rpartition(".")[2] in types
+    return True
+
+
 class UsageLogger:
     """Append one JSON line per LLM call to ``path``; usable in ``litellm.callbacks``.
 
@@ -197,8 +249,9 @@ class UsageLogger:
         rotation = Rotation(self.max_bytes, self.backups, self.mode) if self.max_bytes else None
         self._file = LogFile(self.path, self.mode, rotation)
         self._seen_errors: set[str] = set()
-        self._recent: OrderedDict[tuple[str, str, float], None] = OrderedDict()
+        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
         _instances.add(self)
+        _instrument_router()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(path={self.path!r}, tenant_key={self.tenant_key!r})"
@@ -229,12 +282,23 @@ class UsageLogger:
         self._handle(kwargs, response_obj, start_time, end_time, "failure")
 
     def log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
-        """Before a streaming call: write ``stream_start`` so the exporter can count active streams."""
-        self._stream_start(kwargs)
+        """Before each attempt: a held failure of the same router call was retried; and before a streaming
+        call, ``stream_start`` so the exporter can count active streams."""
+        self._pre_call(kwargs)
 
     async def async_log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
-        """Async twin (the proxy path); a call seen by both hooks is written once."""
-        self._stream_start(kwargs)
+        """Async twin; an attempt seen by both hooks is written once."""
+        self._pre_call(kwargs)
+
+    async def async_post_call_failure_hook(self, request_data: Any, original_exception: Any, user_api_key_dict: Any,
+                                           traceback_str: Any = None) -> None:
+        """LiteLLM proxy: once per failed client request. The line is usually written already (by the router
+        call or the failure hooks, same call id); this one covers failures no hook reported (a pre-call check)."""
+        try:
+            if isinstance(request_data, dict) and isinstance(original_exception, BaseException):
+                self.write_request(self.failure_event(request_data, original_exception))
+        except Exception as exc:
+            self._record_error(exc)
 
     # Hooks litellm may call that carry nothing we need (the final success event has the totals).
     # Defined so the plain (non-litellm) variant has the same surface; CustomLogger's are no-ops too.
@@ -255,19 +319,44 @@ class UsageLogger:
             if status == "success" and _is_stream_chunk(kwargs, response_obj):
                 return
             event = build_request_event(
-                kwargs, response_obj, start_time, end_time, status=status, tenant_key=self.tenant_key
+                kwargs, response_obj, start_time, end_time, status=status, tenant_key=self.tenant_key,
+                cache_consulted=_cache_consulted(kwargs),
             )
-            self._write(encode_event(event), (event["call_id"], event["status"], event["ts"]))
+            calls.name_requested(event, kwargs)  # a router call's fallback: the group the caller asked for
+            if event["status"] == "failure" and event["provider"]:
+                exc = kwargs.get("exception") if isinstance(kwargs, Mapping) else None
+                if calls.hold_failure(self, event, exc if exc is not None else response_obj):
+                    return  # inside a router call: an attempt until the call ends or goes on
+            self.write_request(event)
         except Exception as exc:
             self._record_error(exc)
 
-    def _stream_start(self, kwargs: Any) -> None:
+    def _pre_call(self, kwargs: Any) -> None:
         try:
+            calls.next_attempt(self)
             event = build_stream_start_event(kwargs, tenant_key=self.tenant_key)
             if event is not None:
-                self._write(encode_event(event), (event["call_id"], "stream_start", 0.0))
+                calls.name_requested(event, kwargs)
+                self._write(encode_event(event), (event["call_id"], "stream_start"))
         except Exception as exc:
             self._record_error(exc)
+
+    def write_request(self, event: Mapping[str, Any]) -> None:
+        """A call's one ``request`` line; the same call (id and status) reported twice is written once."""
+        self._write(encode_event(event), (event["call_id"], event["status"]))
+
+    def write_attempt(self, request: Mapping[str, Any]) -> None:
+        """A failed request event that the call went on from, as an ``attempt`` line."""
+        try:
+            self._write(encode_event(attempt_event(request)), None)
+            with self._file.lock:  # its next attempt starts a stream of its own
+                self._recent.pop((request["call_id"], "stream_start"), None)
+        except Exception as exc:
+            self._record_error(exc)
+
+    def failure_event(self, data: Mapping[str, Any], exc: BaseException) -> dict[str, Any]:
+        """A failed request event from a call's parameters, for failures no LiteLLM hook reported."""
+        return build_failure_event(data, exc, tenant_key=self.tenant_key)
 
     def write_event(self, event: Mapping[str, Any]) -> None:
         """Append an already-built event (for other producers). Never raises."""
@@ -276,7 +365,7 @@ class UsageLogger:
         except Exception as exc:
             self._record_error(exc)
 
-    def _write(self, data: bytes, key: tuple[str, str, float] | None) -> None:
+    def _write(self, data: bytes, key: tuple[str, str] | None) -> None:
         with self._file.lock:  # one lock per line: the de-duplication memory, the write and the count
             if key is not None and key[0]:
                 # The same call reported twice (e.g. both sync and async failure functions

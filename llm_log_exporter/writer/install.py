@@ -24,7 +24,8 @@ HOOK_PACKAGE = "llm_log_exporter_hook"
 PTH_NAME = f"{HOOK_PACKAGE}.pth"
 # What the hook runs in the target: the writer minus this installer, and the wire format it imports.
 COPIED = {
-    "writer": ("__init__.py", "callback.py", "encode.py", "logfile.py", "rotation.py", "safe_open.py"),
+    "writer": ("__init__.py", "callback.py", "calls.py", "encode.py", "logfile.py", "rotation.py", "safe_open.py",
+               "stream_usage.py"),
     "schema": ("__init__.py", "errors.py", "litellm.py"),
 }
 # Single-file modules of earlier versions (before the hook became a package): removed on (un)install.

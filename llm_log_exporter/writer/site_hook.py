@@ -7,8 +7,10 @@ this module, which only puts a finder on ``sys.meta_path``: litellm is not impor
 defers that import on purpose; it takes seconds). When the program itself imports ``litellm``, the
 finder wraps that one module's ``exec_module`` and, right after litellm has loaded, appends a
 ``UsageLogger`` to ``litellm.callbacks``, writing to ``$LLM_USAGE_LOG`` (default
-``~/.aider/usage.jsonl``; ``off`` disables the hook). Standard library only; every failure inside
-the hook is swallowed, so a broken hook never breaks the host program.
+``~/.aider/usage.jsonl``; ``off`` disables the hook), and makes streamed calls ask the provider for their
+token usage where it can (``writer/stream_usage.py``; ``LLM_USAGE_INCLUDE_USAGE=off`` disables that alone).
+Standard library only; every failure inside the hook is swallowed, so a broken hook never breaks the host
+program.
 
 This file is not imported by the exporter itself.
 """
@@ -36,6 +38,7 @@ def register(litellm) -> bool:  # type: ignore[no-untyped-def]
         callbacks = getattr(litellm, "callbacks", None)
         if not isinstance(callbacks, list):
             return False
+        callback.request_stream_usage(litellm)  # streams carry the provider's token counts, not estimates
         usage_logger = callback.UsageLogger()  # created after litellm loaded: a real CustomLogger
         for existing in callbacks:
             if type(existing).__name__ == "UsageLogger" and getattr(existing, "path", None) == usage_logger.path:
