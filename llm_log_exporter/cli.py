@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from llm_log_exporter import __version__
-from llm_log_exporter.aggregate.usage import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS
+from llm_log_exporter.aggregate.usage import DEFAULT_BUCKETS, DEFAULT_TPOT_BUCKETS, DEFAULT_TTFT_BUCKETS
 from llm_log_exporter.parsers import names as format_names
 from llm_log_exporter.parsers.options import DEFAULT_TENANT_FROM, TENANT_SOURCES, parse_tenant_from
 
@@ -75,6 +75,8 @@ VALUE_OPTIONS = [
                  help=f"Request duration buckets in seconds [default: {','.join(map(str, DEFAULT_BUCKETS))}]."),
     click.option("--ttft-buckets", callback=_buckets, metavar="LIST",
                  help=f"Time-to-first-token buckets [default: {','.join(map(str, DEFAULT_TTFT_BUCKETS))}]."),
+    click.option("--tpot-buckets", callback=_buckets, metavar="LIST",
+                 help=f"Time-per-output-token buckets [default: {','.join(map(str, DEFAULT_TPOT_BUCKETS))}]."),
     click.option("--max-tenants", default=1000, type=click.IntRange(1), help="Distinct tenant_id values kept."),
     click.option("--max-models", default=500, type=click.IntRange(1), help="Distinct model values kept."),
     click.option("--max-providers", default=100, type=click.IntRange(1), help="Distinct provider values kept."),

@@ -24,7 +24,7 @@ from llm_log_exporter.aggregate.budgets import Budgets, load_budgets
 from llm_log_exporter.aggregate.ingest import Ingestor
 from llm_log_exporter.aggregate.prices import load_prices
 from llm_log_exporter.aggregate.store import Store
-from llm_log_exporter.aggregate.usage import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS, Usage
+from llm_log_exporter.aggregate.usage import DEFAULT_BUCKETS, DEFAULT_TPOT_BUCKETS, DEFAULT_TTFT_BUCKETS, Usage
 from llm_log_exporter.exposition.collector import FamilyCollector, checkpoint_owner, store_owners, tailer_owner
 from llm_log_exporter.exposition.server import MetricsServer, http_owner
 from llm_log_exporter.history.replay import ReplayOptions, ReplayResult, replay
@@ -50,6 +50,7 @@ class Config:
     max_line_bytes: int = 1 << 20
     buckets: Sequence[float] = field(default_factory=lambda: DEFAULT_BUCKETS)
     ttft_buckets: Sequence[float] = field(default_factory=lambda: DEFAULT_TTFT_BUCKETS)
+    tpot_buckets: Sequence[float] = field(default_factory=lambda: DEFAULT_TPOT_BUCKETS)
     max_tenants: int = 1000
     max_models: int = 500
     max_providers: int = 100
@@ -78,6 +79,7 @@ def build_usage(config: Config) -> Usage:
     return Usage(
         buckets=config.buckets,
         ttft_buckets=config.ttft_buckets,
+        tpot_buckets=config.tpot_buckets,
         max_tenants=config.max_tenants,
         max_models=config.max_models,
         max_providers=config.max_providers,

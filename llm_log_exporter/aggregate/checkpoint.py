@@ -39,8 +39,8 @@ FORMAT = "llm-log-exporter-state"
 VERSION = 2
 
 # Options whose change makes saved counters mean something else (namespace, port, paths do not).
-MEANINGFUL_OPTIONS = ("format", "buckets", "ttft_buckets", "max_tenants", "max_models", "max_providers",
-                      "max_line_bytes", "derived_breaker")
+MEANINGFUL_OPTIONS = ("format", "buckets", "ttft_buckets", "tpot_buckets", "max_tenants", "max_models",
+                      "max_providers", "max_line_bytes", "derived_breaker")
 
 # Load outcomes, exposed as llm_exporter_state_load_info{result}.
 RESTORED, ABSENT, CORRUPT, FOREIGN = "restored", "absent", "corrupt", "foreign"

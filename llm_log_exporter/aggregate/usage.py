@@ -30,6 +30,8 @@ from llm_log_exporter.events import (
 
 DEFAULT_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 DEFAULT_TTFT_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# The OpenTelemetry GenAI convention's advice for gen_ai.server.time_per_output_token.
+DEFAULT_TPOT_BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5)
 MAX_LABEL_SETS = 10_000
 
 # Record layout: the scalar slots, then each histogram's sum and count, then each histogram's bucket counts,
@@ -51,6 +53,7 @@ TOK_CACHED, TOK_CACHE_WRITE, TOK_REASONING = INDEX["cached_tokens"], INDEX["cach
 COST = INDEX["cost_usd"]
 DUR_SUM, DUR_COUNT, DUR_BUCKETS = INDEX["duration_sum"], INDEX["duration_count"], INDEX["duration_buckets"]
 TTFT_SUM, TTFT_COUNT, TTFT_BUCKETS = INDEX["ttft_sum"], INDEX["ttft_count"], INDEX["ttft_buckets"]
+TPOT_SUM, TPOT_COUNT, TPOT_BUCKETS = INDEX["tpot_sum"], INDEX["tpot_count"], INDEX["tpot_buckets"]
 KEY = INDEX["key"]
 
 LabelKey = tuple[str, str, str]  # tenant_id, provider, model
@@ -65,6 +68,7 @@ class Usage:
         self,
         buckets: Sequence[float] = DEFAULT_BUCKETS,
         ttft_buckets: Sequence[float] = DEFAULT_TTFT_BUCKETS,
+        tpot_buckets: Sequence[float] = DEFAULT_TPOT_BUCKETS,
         max_tenants: int = 1000,
         max_models: int = 500,
         max_providers: int = 100,
@@ -78,9 +82,11 @@ class Usage:
         self.bounds = {
             "buckets": tuple(sorted(float(b) for b in buckets)),
             "ttft_buckets": tuple(sorted(float(b) for b in ttft_buckets)),
+            "tpot_buckets": tuple(sorted(float(b) for b in tpot_buckets)),
         }
         self.buckets = self.bounds["buckets"]
         self.ttft_buckets = self.bounds["ttft_buckets"]
+        self.tpot_buckets = self.bounds["tpot_buckets"]
         self.guards = {
             "tenant_id": LabelGuard("tenant_id", max_tenants, max_label_length),
             "provider": LabelGuard("provider", max_providers, max_label_length),
@@ -199,6 +205,13 @@ class Usage:
             rec[TTFT_SUM] += ttft
             rec[TTFT_COUNT] += 1
             rec[TTFT_BUCKETS][bisect_left(self.ttft_buckets, ttft)] += 1
+            # Time per output token: the decode phase over the tokens after the first (streams only,
+            # since ttft is only kept for them), as the OTel GenAI convention and vLLM define it.
+            if completion >= 2 and duration is not None and duration >= ttft:
+                tpot = (duration - ttft) / (completion - 1)
+                rec[TPOT_SUM] += tpot
+                rec[TPOT_COUNT] += 1
+                rec[TPOT_BUCKETS][bisect_left(self.tpot_buckets, tpot)] += 1
 
     def _failure(self, key: LabelKey, error_type: str, ts: float | None) -> None:
         tenant, provider, _ = key
