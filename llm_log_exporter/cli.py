@@ -52,6 +52,17 @@ def _tenant_from(ctx: click.Context, param: click.Parameter, value: str) -> tupl
         raise click.BadParameter(str(err)) from None
 
 
+def _extra_labels(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    from llm_log_exporter.aggregate.families import extra_label_problem
+
+    names = tuple(dict.fromkeys(value))
+    for name in names:
+        problem = extra_label_problem(name)
+        if problem:
+            raise click.BadParameter(problem)
+    return names
+
+
 def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
     if not _NAMESPACE.match(value):
         raise click.BadParameter(f"{value!r} is not a valid metric name prefix")
@@ -95,6 +106,13 @@ VALUE_OPTIONS = [
                  help="Distinct (tenant_id, provider, model) combinations kept; the rest fold into __other__."),
     click.option("--max-label-length", default=128, type=click.IntRange(8, 4096),
                  help="Label values are cut to this many characters."),
+    click.option("--extra-label", multiple=True, callback=_extra_labels, metavar="NAME",
+                 help="Export this attribution label of the lines (their `labels` object: key_alias, team_alias, "
+                      "user, end_user, request_model, response_model, repo, or a request metadata key) on the "
+                      "usage families (repeatable; env: space-separated). Each multiplies their series; see "
+                      "docs/metrics.md."),
+    click.option("--max-extra-label-values", default=100, type=click.IntRange(1),
+                 help="Distinct values kept per --extra-label; the rest fold into __other__."),
     PRICES,
     click.option("--tenant-from", default=",".join(DEFAULT_TENANT_FROM), callback=_tenant_from, metavar="LIST",
                  help=f"Where LiteLLM payloads keep the tenant, first match wins; from {', '.join(TENANT_SOURCES)}."),

@@ -62,6 +62,8 @@ class Config:
     derived_breaker: bool = True
     max_label_length: int = 128
     max_label_sets: int = 10_000
+    extra_label: Sequence[str] = ()  # attribution labels exported on the usage families (--extra-label)
+    max_extra_label_values: int = 100
     web_config_file: str | None = None
     web_max_connections: int = 64
     web_read_timeout: float = 10.0
@@ -89,12 +91,15 @@ def build_usage(config: Config) -> Usage:
         max_streams=config.max_streams,
         max_label_length=config.max_label_length,
         max_label_sets=config.max_label_sets,
+        extra_labels=tuple(config.extra_label),
+        max_extra_label_values=config.max_extra_label_values,
     )
 
 
 def build_ingestor(config: Config, store: Store) -> Ingestor:
     """Lines → events → store for a config: parser options and prices included; daemon and replay share it."""
-    parser = get_parser(config.format, ParserOptions(tenant_from=tuple(config.tenant_from)))
+    parser = get_parser(config.format, ParserOptions(tenant_from=tuple(config.tenant_from),
+                                                     label_keys=tuple(config.extra_label)))
     return Ingestor(store, parser, load_prices(config.prices))
 
 

@@ -42,6 +42,9 @@ class Request(NamedTuple):
     # Which price-table rates apply when the cost is filled in from --prices: None (standard) or a
     # LiteLLM key suffix such as "batches" (batch APIs bill about half), "priority", "flex".
     price_tier: str | None = None
+    # Attribution labels of the line (``labels`` object: key alias, team, user, project, repo, …); the
+    # exporter keeps only those asked for with --extra-label.
+    labels: dict[str, str] | None = None
 
 
 class StreamStart(NamedTuple):

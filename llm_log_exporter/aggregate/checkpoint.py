@@ -40,7 +40,7 @@ VERSION = 2
 
 # Options whose change makes saved counters mean something else (namespace, port, paths do not).
 MEANINGFUL_OPTIONS = ("format", "buckets", "ttft_buckets", "tpot_buckets", "max_tenants", "max_models",
-                      "max_providers", "max_line_bytes", "derived_breaker")
+                      "max_providers", "max_line_bytes", "derived_breaker", "extra_label", "max_extra_label_values")
 
 # Load outcomes, exposed as llm_exporter_state_load_info{result}.
 RESTORED, ABSENT, CORRUPT, FOREIGN = "restored", "absent", "corrupt", "foreign"
@@ -60,7 +60,10 @@ def settings_of(config: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in MEANINGFUL_OPTIONS:
         value = getattr(config, name)
-        out[name] = [float(v) for v in sorted(value)] if isinstance(value, (list, tuple)) else value
+        if name == "extra_label":  # names, in key-column order
+            out[name] = [str(v) for v in value]
+        else:
+            out[name] = [float(v) for v in sorted(value)] if isinstance(value, (list, tuple)) else value
     return out
 
 

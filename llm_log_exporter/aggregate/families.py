@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
+from llm_log_exporter.schema import LABEL_NAME
+
 NAMESPACE = "namespace"  # the prefix is --namespace (default "llm")
 SELF = "llm_exporter"  # self-metrics keep their prefix whatever the namespace
 
@@ -199,3 +201,13 @@ def tables() -> dict[str, tuple[str, ...]]:
 
 def table_labels(table: str) -> tuple[str, ...]:
     return next(f.labels for f in FAMILIES if isinstance(f.read, Table) and f.read.table == table)
+
+
+def extra_label_problem(name: str) -> str | None:
+    """Why ``name`` cannot be an --extra-label (None when it can): a label name, and not one the usage
+    families already use (``le`` included)."""
+    if not LABEL_NAME.fullmatch(name):
+        return f"{name!r} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)"
+    if name == "le" or any(name in f.labels for f in FAMILIES if f.owner == "usage"):
+        return f"{name!r} is a label of the usage families already"
+    return None

@@ -15,7 +15,7 @@ from typing import Any
 from llm_log_exporter.aggregate import codec
 from llm_log_exporter.aggregate.breaker import Breakers
 from llm_log_exporter.aggregate.budgets import Budgets
-from llm_log_exporter.aggregate.families import record_histograms, record_slots, tables
+from llm_log_exporter.aggregate.families import USAGE_LABELS, record_histograms, record_slots, tables
 from llm_log_exporter.aggregate.labels import MAX_LABEL_LENGTH, OTHER, LabelGuard
 from llm_log_exporter.aggregate.streams import Streams
 from llm_log_exporter.events import (
@@ -56,7 +56,7 @@ TTFT_SUM, TTFT_COUNT, TTFT_BUCKETS = INDEX["ttft_sum"], INDEX["ttft_count"], IND
 TPOT_SUM, TPOT_COUNT, TPOT_BUCKETS = INDEX["tpot_sum"], INDEX["tpot_count"], INDEX["tpot_buckets"]
 KEY = INDEX["key"]
 
-LabelKey = tuple[str, str, str]  # tenant_id, provider, model
+LabelKey = tuple[str, ...]  # tenant_id, provider, model, then the --extra-label values
 TABLES = tables()
 _HISTOGRAMS = record_histograms("usage")
 
@@ -78,6 +78,8 @@ class Usage:
         max_streams: int = 10_000,
         max_label_length: int = MAX_LABEL_LENGTH,
         max_label_sets: int = MAX_LABEL_SETS,
+        extra_labels: Sequence[str] = (),
+        max_extra_label_values: int = 100,
     ) -> None:
         self.bounds = {
             "buckets": tuple(sorted(float(b) for b in buckets)),
@@ -92,6 +94,13 @@ class Usage:
             "provider": LabelGuard("provider", max_providers, max_label_length),
             "model": LabelGuard("model", max_models, max_label_length),
         }
+        # Attribution labels asked for with --extra-label: more columns of the record key, each bounded.
+        self.extra_labels = tuple(extra_labels)
+        for name in self.extra_labels:  # "" (a line without the label) is always kept, beside the limit
+            guard = self.guards[name] = LabelGuard(name, max_extra_label_values + 1, max_label_length)
+            guard.seen.add("")
+        self.key_labels = (*USAGE_LABELS, *self.extra_labels)
+        self._key_guards = tuple(self.guards[name] for name in self.key_labels)
         self.records: dict[LabelKey, list] = {}
         # The per-label limits multiply (1000 x 100 x 500 by default), so the combinations are capped too.
         self.max_label_sets = max_label_sets
@@ -130,23 +139,18 @@ class Usage:
             self.streams.clock_moved(ts)
 
     def _record(self, raw: LabelKey) -> list:
-        guards = self.guards
-        key = (
-            guards["tenant_id"].admit(raw[0]),
-            guards["provider"].admit(raw[1]),
-            guards["model"].admit(raw[2]),
-        )
+        key = tuple(guard.admit(value) for guard, value in zip(self._key_guards, raw, strict=True))
         record = self.records.get(key)
         if record is None and len(self.records) >= self.max_label_sets:
             self.label_set_overflow += 1
-            key = (OTHER, OTHER, OTHER)
+            key = (OTHER,) * len(key)
             record = self.records.get(key)
         if record is None:
             record = [0.0] * SCALARS + [[0] * (len(self.bounds[h.bounds]) + 1) for h in _HISTOGRAMS]
             record.append(key)
             self.records[key] = record
             self.breakers.register(key[1])
-        if len(raw[0]) + len(raw[1]) + len(raw[2]) <= self._cacheable_length:
+        if sum(map(len, raw)) <= self._cacheable_length:
             if len(self._keys) >= self._key_cache_limit:
                 self._keys.clear()
             self._keys[raw] = record
@@ -165,13 +169,16 @@ class Usage:
 
     def request(self, ev: Request) -> None:
         (ts, call_id, _model, _provider, _tenant, status, error_type, duration, ttft, _stream,
-         prompt, completion, cached, cache_write, reasoning, cost, cache_hit, _price_tier) = ev
+         prompt, completion, cached, cache_write, reasoning, cost, cache_hit, _price_tier, labels) = ev
         if ts is not None and (self.clock is None or ts > self.clock):
             self.clock = ts
             streams = self.streams
             if streams.starts and ts - streams.timeout >= streams.next_due:
                 streams.clock_moved(ts)
         raw = (_tenant, _provider, _model)
+        if self.extra_labels:
+            raw = (*raw, *((labels.get(name, "") for name in self.extra_labels) if labels else
+                           ("",) * len(self.extra_labels)))
         rec = self._keys.get(raw) or self._record(raw)
         key = rec[KEY]
         if status == "success":
@@ -278,8 +285,11 @@ class Usage:
         if data["layout"] != list(LAYOUT[:KEY]):
             raise ValueError(f"records hold {data['layout']}, this version counts {list(LAYOUT[:KEY])}")
         widths = [len(self.bounds[h.bounds]) + 1 for h in _HISTOGRAMS]
-        for tenant, provider, model, scalars, *buckets in data["records"]:
-            key = (codec.text(tenant), codec.text(provider), codec.text(model))
+        width = len(self.key_labels)
+        for row in data["records"]:
+            if len(row) <= width:
+                raise ValueError("a record without values")
+            key, scalars, buckets = tuple(codec.text(v) for v in row[:width]), row[width], row[width + 1:]
             if len(scalars) != SCALARS or [len(b) for b in buckets] != widths:
                 raise ValueError(f"record {key} has the wrong shape")
             self.records[key] = [*(float(codec.number(v)) for v in scalars),

@@ -19,7 +19,16 @@ from prometheus_client.utils import floatToGoString
 
 from llm_log_exporter import __version__
 from llm_log_exporter.aggregate.checkpoint import LOAD_RESULTS, Checkpointer
-from llm_log_exporter.aggregate.families import FAMILIES, Family, Histogram, Keyed, Slots, Table, View
+from llm_log_exporter.aggregate.families import (
+    FAMILIES,
+    USAGE_LABELS,
+    Family,
+    Histogram,
+    Keyed,
+    Slots,
+    Table,
+    View,
+)
 from llm_log_exporter.aggregate.store import FILE_SLOTS, Store
 from llm_log_exporter.aggregate.usage import INDEX, TABLES
 from llm_log_exporter.exposition.text import CounterRows, GaugeRows, HistogramRows
@@ -37,6 +46,9 @@ class Snapshot:
     tables: dict[str, dict[tuple[str, ...], list]] = field(default_factory=dict)
     views: dict[str, Any] = field(default_factory=dict)  # None: the family is not shown at all
     bounds: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    # The label names of a collection's record keys when they are not the family table's (usage records
+    # with --extra-label carry the extra labels after tenant_id, provider, model).
+    key_labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 Owner = Callable[[], "Snapshot | None"]  # None: the owner shows nothing now (usage before the first read)
@@ -66,9 +78,13 @@ def _view_rows(value: Any) -> Rows:
 def build(family: Family, exposed: str, snap: Snapshot) -> Metric | None:
     """The family's metric from one owner's snapshot; None when the owner does not show it now."""
     read = family.read
+    labels = family.labels
+    key_labels = snap.key_labels.get(getattr(read, "collection", ""))
+    if key_labels is not None:
+        labels = (*key_labels, *labels[len(USAGE_LABELS):])
     if family.type == "histogram":
         assert isinstance(read, Histogram)
-        metric: Any = HistogramRows(exposed, family.help, family.labels)
+        metric: Any = HistogramRows(exposed, family.help, labels)
         index = _INDEX[read.collection]
         at_sum, at_count, at_buckets = (index[f"{read.name}_{part}"] for part in ("sum", "count", "buckets"))
         les = _les(snap.bounds[read.bounds])
@@ -76,7 +92,7 @@ def build(family: Family, exposed: str, snap: Snapshot) -> Metric | None:
             if values[at_count]:
                 metric.add_metric(key, _cumulative(les, values[at_buckets]), values[at_sum])
         return metric
-    metric = (CounterRows if family.type == "counter" else GaugeRows)(exposed, family.help, family.labels)
+    metric = (CounterRows if family.type == "counter" else GaugeRows)(exposed, family.help, labels)
     add = metric.add_metric
     if isinstance(read, Slots):
         index = _INDEX[read.collection]
@@ -148,7 +164,8 @@ def store_owners(store: Store) -> dict[str, Owner]:
             return Snapshot(records={"usage": u.copy_records()},
                             tables={name: {key: list(row) for key, row in rows.items()} for name, rows in
                                     u.tables.items()},
-                            views=u.views(), bounds=dict(u.bounds))
+                            views=u.views(), bounds=dict(u.bounds),
+                            key_labels={"usage": u.key_labels} if u.extra_labels else {})
 
     return {"files": files, "store": status, "usage": usage}
 

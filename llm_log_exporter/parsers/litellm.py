@@ -4,7 +4,9 @@ LiteLLM's s3 / gcs_bucket / azure_storage loggers write, in litellm 1.81.10 and 
 The SLO → event mapping is the writer's own (``schema.litellm.build_request_event``), so a call logged
 by our callback and the same call's SLO dumped by LiteLLM give the same event. This module adds what
 a foreign file needs: strict types (the callback trusts litellm's objects; a file may hold anything),
-the configurable tenant lookup, and the provider of cache hits (litellm leaves it null there).
+the configurable tenant lookup, the request metadata keys asked for as attribution labels (the
+payload's key alias, team alias, user, end user, requested and served model always are), and the
+provider of cache hits (litellm leaves it null there).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from llm_log_exporter.parsers import native
 from llm_log_exporter.parsers._fields import MAX_EPOCH, bad, count, mapping, number, split_provider, text
 from llm_log_exporter.parsers.options import ParserOptions
 from llm_log_exporter.schema import tenant_from_tags
-from llm_log_exporter.schema.litellm import build_request_event
+from llm_log_exporter.schema.litellm import STANDARD_LABELS, build_request_event
 
 NAME = "litellm"
 
@@ -98,10 +100,12 @@ _SOURCES: dict[str, Callable[[dict[str, Any], dict[str, Any] | None], Any]] = {
 def bind(options: ParserOptions) -> Callable[[dict[str, Any]], list[Event]]:
     """A parser that looks for the tenant in ``options.tenant_from`` order (first non-empty wins)."""
     sources = tuple(_SOURCES[name] for name in options.tenant_from)
+    label_keys = tuple(name for name in options.label_keys if name not in STANDARD_LABELS)
 
     def parse_slo(obj: dict[str, Any]) -> list[Event]:
         metadata = _check(obj)
-        event = build_request_event({"standard_logging_object": obj}, None, None, None, status=obj["status"])
+        event = build_request_event({"standard_logging_object": obj}, None, None, None, status=obj["status"],
+                                    label_keys=label_keys)
         tenant = ""
         for source in sources:
             value = source(obj, metadata)

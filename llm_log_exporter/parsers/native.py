@@ -22,7 +22,14 @@ from llm_log_exporter.events import (
     StreamStart,
 )
 from llm_log_exporter.parsers._fields import MAX_COST_USD, MAX_DURATION_S, MAX_EPOCH, MAX_TOKENS, count, number, text
-from llm_log_exporter.schema import BREAKER_STATES, ERROR_TYPES, SCHEMA_VERSION
+from llm_log_exporter.schema import (
+    BREAKER_STATES,
+    ERROR_TYPES,
+    LABEL_NAME,
+    MAX_LABEL_VALUE_READ,
+    MAX_LINE_LABELS,
+    SCHEMA_VERSION,
+)
 
 _ERROR_TYPES = frozenset(ERROR_TYPES)
 
@@ -96,10 +103,24 @@ def _fast_request(obj: dict[str, Any]) -> Request | None:
         and type(call_id) is str and type(provider) is str and type(tenant) is str
         and (cache_hit is None or cache_hit is True or cache_hit is False)
         and error_type is None
+        and "labels" not in obj
     ):
         return _new(Request, (ts, call_id, model, provider, tenant, status, None, d, ttft, stream,
-                              p, c, ca, cw, r, cost, cache_hit, None))  # every field, price_tier last
+                              p, c, ca, cw, r, cost, cache_hit, None, None))  # every field, labels last
     return None
+
+
+def labels(obj: dict[str, Any]) -> dict[str, str] | None:
+    """The ``labels`` object: at most MAX_LINE_LABELS label names → strings; None when absent or empty."""
+    value = obj.get("labels")
+    if value is None:
+        return None
+    if type(value) is not dict or len(value) > MAX_LINE_LABELS:
+        raise InvalidLine("bad_field", f"labels={value!r:.60}")
+    for name, label in value.items():
+        if not LABEL_NAME.fullmatch(name) or type(label) is not str or len(label) > MAX_LABEL_VALUE_READ:
+            raise InvalidLine("bad_field", f"labels.{name:.40}={label!r:.40}")
+    return value or None
 
 
 def _request(obj: dict[str, Any]) -> Request:
@@ -144,6 +165,7 @@ def _request(obj: dict[str, Any]) -> Request:
         reasoning_tokens=_count(obj, "reasoning_tokens"),
         cost_usd=number(obj, "cost_usd", MAX_COST_USD),
         cache_hit=cache_hit,
+        labels=labels(obj),
     )
 
 
