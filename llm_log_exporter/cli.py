@@ -250,18 +250,22 @@ _PYTHON_HELP = ("Interpreter (or virtualenv directory) of the target environment
 
 @main.command("install-hook")
 @click.option("--python", "python", metavar="PATH", help=_PYTHON_HELP)
-def install_hook(python: str | None) -> None:
+@click.option("--labels", default="repo", metavar="LIST",
+              help="Attribution labels the hook records unless $LLM_USAGE_LABELS is set: 'repo' (the name of the "
+                   "git top-level directory the program works in), request metadata keys, or 'off'.")
+def install_hook(python: str | None, labels: str) -> None:
     """Make every LiteLLM program in an environment (e.g. aider's) log its calls, unmodified.
 
     \b
     Writes a .pth file and a small hook package into the target's site-packages. The hook waits
     until the program imports litellm, then appends our callback to litellm.callbacks. Calls are
-    written to $LLM_USAGE_LOG (default ~/.aider/usage.jsonl); LLM_USAGE_LOG=off disables it.
+    written to $LLM_USAGE_LOG (default ~/.aider/usage.jsonl); LLM_USAGE_LOG=off disables it. Each
+    line carries the repo label (export it with --extra-label repo, or `report --by repo`).
     """
     from llm_log_exporter.writer.install import HookError, install
 
     try:
-        site, state = install(python)
+        site, state = install(python, labels)
     except HookError as err:
         raise click.ClickException(str(err)) from None
     if not state["hook"]:
@@ -411,7 +415,8 @@ def replay(inputs: tuple[str, ...], output: str, quiet: bool, step: float, start
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="FILE...")
 @click.option("--by", default="model", metavar="KEYS",
-              help="Group by model, tenant and/or provider (comma-separated, in column order).")
+              help="Group by model, tenant, provider and/or attribution labels of the lines such as repo, "
+                   "project, key_alias (comma-separated, in column order).")
 @click.option("--period", type=click.Choice(["day", "week", "month"]), help="Also group by UTC day, ISO week or month.")
 @click.option("-f", "--format", "fmt", default="table", type=click.Choice(["table", "csv", "json"]),
               help="Output format.")
@@ -428,13 +433,15 @@ def report(inputs: tuple[str, ...], by: str, period: str | None, fmt: str, start
     """
     from llm_log_exporter.daemon import Config, build_history
     from llm_log_exporter.history.commands import run_report
+    from llm_log_exporter.history.report import DIMENSIONS
     from llm_log_exporter.history.sources import InputError
 
     if start is not None and end is not None and start >= end:
         raise click.UsageError("--start must be before --end")
     keys = [part.strip() for part in by.split(",") if part.strip()]
     try:
-        _, ingestor, _ = build_history(Config(files=[], format=input_format, prices=prices))
+        labels = [key for key in keys if key not in DIMENSIONS]  # a LiteLLM payload fills only those asked for
+        _, ingestor, _ = build_history(Config(files=[], format=input_format, prices=prices, extra_label=labels))
         text = run_report(inputs, ingestor, keys, period, fmt, start, end, max_line_bytes)
     except InputError as err:
         raise _inputs_error(err) from None

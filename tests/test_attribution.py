@@ -26,6 +26,7 @@ def project_log(path: Path) -> Path:
         + event_line(model="m", provider="p", cost_usd=2.0, labels={"project": "gamma"})
         + event_line(model="m", provider="p", cost_usd=4.0, labels={"project": "delta"})
         + event_line(model="m", provider="p", cost_usd=8.0, labels={"project": "alpha"})
+        + event_line(model="m", provider="p", status="failure", error_type="rate_limit", labels={"project": "beta"})
     )
     return path
 
@@ -39,6 +40,8 @@ def test_extra_label_project_splits_usage_by_project_under_the_guard(tmp_path: P
     assert value(s, "llm_cost_usd_total", **base, project="") == 1.0  # lines without it; not counted in the limit
     assert value(s, "llm_cost_usd_total", **base, project="__other__") == 6.0  # gamma, delta past the limit
     assert value(s, "llm_requests_total", **base, project="alpha", status="success") == 2
+    assert value(s, "llm_requests_total", **base, project="beta", status="failure") == 1
+    assert value(s, "llm_provider_errors_total", provider="p", error_type="rate_limit") == 1
     assert value(s, "llm_exporter_label_overflow_total", label="project") == 2
     # every usage family carries it; the gateway view does not
     assert all(("project" in dict(labels)) for name, labels in s if name.startswith("llm_tokens_total"))
@@ -106,3 +109,15 @@ def test_extra_labels_survive_the_state_file() -> None:
     assert costs == {"a": 1.0, "__other__": 10.0, "": 4.0}
     with pytest.raises(ValueError):
         Usage().load(usage.dump())  # a state of other --extra-label columns does not load
+
+
+def test_report_by_an_attribution_label(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    log = project_log(tmp_path / "u.jsonl")
+    result = CliRunner().invoke(main, ["report", str(log), "--by", "project,model", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["project"]: (row["requests"], row["cost_usd"]) for row in json.loads(result.output)["rows"]}
+    assert rows == {"alpha": (2, 8.5), "beta": (2, 0.25), "": (1, 1.0), "gamma": (1, 2.0), "delta": (1, 4.0)}
+    typo = CliRunner().invoke(main, ["report", str(log), "--by", "projcet"])
+    assert typo.exit_code == 2 and "projcet" in typo.output

@@ -754,3 +754,23 @@ def test_configured_metadata_keys_become_line_labels(tmp_path: Path, monkeypatch
     litellm.completion(model=MODEL, messages=messages(), mock_response="x", metadata={"project": "gemini"})
     (event,) = wait_lines(path2, 1)
     assert event["labels"]["project"] == "gemini"
+
+
+@needs_litellm
+def test_repo_label_is_the_git_top_level_directory_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "webshop"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "src" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(repo / "src" / "deep")
+    path = tmp_path / "r.jsonl"
+    litellm.callbacks = [UsageLogger(path, labels="repo")]
+    litellm.completion(model=MODEL, messages=messages(), mock_response="x")
+    (event,) = wait_lines(path, 1)
+    assert event["labels"]["repo"] == "webshop"  # the name only: no path, no remote, no branch
+    assert str(tmp_path) not in path.read_text()
+
+    monkeypatch.chdir(tmp_path)  # outside any repository: no repo label
+    assert "repo" not in UsageLogger(tmp_path / "x.jsonl", labels="repo").static_labels
+    monkeypatch.setenv("LLM_USAGE_LABELS", "off")
+    monkeypatch.chdir(repo)
+    assert UsageLogger(tmp_path / "y.jsonl").static_labels == {}

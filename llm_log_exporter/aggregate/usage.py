@@ -221,7 +221,7 @@ class Usage:
                 rec[TPOT_BUCKETS][bisect_left(self.tpot_buckets, tpot)] += 1
 
     def _failure(self, key: LabelKey, error_type: str, ts: float | None) -> None:
-        tenant, provider, _ = key
+        tenant, provider = key[0], key[1]
         self._bump("provider_errors", (provider, error_type))
         if error_type == "rate_limit":  # a provider 429 is a rate-limit hit for the tenant too
             self._bump("rate_limits", (tenant,))

@@ -1,5 +1,6 @@
 """A terminal summary of usage history: requests, failures, tokens, cost and exact latency
-percentiles, grouped by model / tenant / provider and calendar period, with a totals row.
+percentiles, grouped by model / tenant / provider / attribution label (``repo``, …) and calendar
+period, with a totals row.
 
 Inputs are read by the same code as ``replay`` (``Timeline``: same parsing, same bad-line
 accounting, same borrowed times for events without ``ts``). Percentiles are exact, computed from
@@ -18,8 +19,10 @@ from dataclasses import dataclass, field
 
 from llm_log_exporter.aggregate.periods import PERIODS, period_label
 from llm_log_exporter.events import Request
+from llm_log_exporter.schema import LABEL_NAME
 
 DIMENSIONS = {"model": "model", "tenant": "tenant_id", "provider": "provider"}
+_NO_LABELS: dict[str, str] = {}  # any other --by key is an attribution label of the lines (repo, project, …)
 FORMATS = ("table", "csv", "json")
 TOTAL = "total"
 MAX_CELL = 40  # table cells longer than this are cut (CSV and JSON keep every character)
@@ -92,9 +95,10 @@ class Report:
     def __init__(
         self, by: Sequence[str], period: str | None = None, start: float | None = None, end: float | None = None
     ) -> None:
-        unknown = [b for b in by if b not in DIMENSIONS]
+        unknown = [b for b in by if b not in DIMENSIONS and not LABEL_NAME.fullmatch(b)]
         if unknown or not by:
-            raise ValueError(f"--by takes {', '.join(DIMENSIONS)} (comma-separated), not {','.join(unknown)!r}")
+            raise ValueError(f"--by takes {', '.join(DIMENSIONS)} or attribution label names such as repo "
+                             f"(comma-separated), not {','.join(unknown)!r}")
         if period is not None and period not in PERIODS:
             raise ValueError(f"--period takes {', '.join(PERIODS)}")
         self.by = list(dict.fromkeys(by))
@@ -102,6 +106,8 @@ class Report:
         self.start = start
         self.end = end
         self.groups: dict[tuple[str, ...], Group] = {}
+        self.label_keys = [b for b in self.by if b not in DIMENSIONS]
+        self.labels_seen: set[str] = set()  # label keys some request carried: the rest are typos
         self.outside = 0  # requests outside the window
 
     @property
@@ -114,7 +120,10 @@ class Report:
         if (self.start is not None and ts < self.start) or (self.end is not None and ts >= self.end):
             self.outside += 1
             return
-        key = tuple(getattr(event, DIMENSIONS[b]) for b in self.by)
+        labels = event.labels or _NO_LABELS
+        if labels and self.label_keys:
+            self.labels_seen.update(b for b in self.label_keys if b in labels)
+        key = tuple(getattr(event, DIMENSIONS[b]) if b in DIMENSIONS else labels.get(b, "") for b in self.by)
         if self.period:
             key = (period_label(ts, self.period), *key)
         group = self.groups.get(key)
@@ -125,6 +134,13 @@ class Report:
     def feed(self, items: Iterable[tuple[float, int, object]]) -> None:
         for ts, _, event in items:
             self.add(ts, event)
+
+    def check(self) -> None:
+        """Raise ``ValueError`` for a ``--by`` label that no request carried (most likely a typo)."""
+        missing = [b for b in self.label_keys if b not in self.labels_seen]
+        if missing:
+            raise ValueError(f"no request carries the label {', '.join(map(repr, missing))}; --by takes "
+                             f"{', '.join(DIMENSIONS)} or an attribution label of the lines (repo, project, …)")
 
     def rows(self) -> list[tuple[tuple[str, ...], dict]]:
         """Rows sorted by period, then cost (highest first), then names; the totals row last."""
@@ -212,6 +228,7 @@ def to_json(report: Report, window: dict[str, str | None]) -> str:
 
 
 def render(report: Report, fmt: str, window: dict[str, str | None]) -> str:
+    report.check()
     if fmt == "table":
         return to_table(report)
     if fmt == "csv":
