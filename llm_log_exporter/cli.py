@@ -79,6 +79,10 @@ PRICES = click.option("--prices", metavar="FILE",
 # same LLM_LOG_EXPORTER_* variables), so backfilled history and live data count alike.
 VALUE_OPTIONS = [
     click.option("--namespace", default="llm", callback=_namespace, help="Prefix of the usage metric names."),
+    click.option("--naming", default="llm", type=click.Choice(["llm", "otel"]),
+                 help="Family names: ours (llm), or the OpenTelemetry GenAI semantic conventions' (otel: "
+                      "gen_ai_client_token_usage, gen_ai_client_operation_duration_seconds, …; cost and gateway "
+                      "families keep ours). See docs/metrics.md."),
     click.option("--format", "format", default="auto", type=click.Choice(format_names()),
                  help="Input format; auto detects it per line."),
     MAX_LINE_BYTES,

@@ -42,6 +42,7 @@ class Config:
     host: str = "localhost"
     port: int = 9464
     namespace: str = "llm"
+    naming: str = "llm"  # llm: our family names; otel: the OpenTelemetry GenAI names where they exist
     format: str = "auto"
     exclude: Sequence[str] = ()
     from_end: bool = False
@@ -93,6 +94,7 @@ def build_usage(config: Config) -> Usage:
         max_label_sets=config.max_label_sets,
         extra_labels=tuple(config.extra_label),
         max_extra_label_values=config.max_extra_label_values,
+        naming=config.naming,
     )
 
 
@@ -106,7 +108,7 @@ def build_ingestor(config: Config, store: Store) -> Ingestor:
 def build_history(config: Config) -> tuple[Store, Ingestor, FamilyCollector]:
     """What ``replay`` and ``report`` count with: the daemon's store, ingestor and usage families."""
     store = Store(build_usage(config))
-    return store, build_ingestor(config, store), FamilyCollector(store_owners(store), config.namespace)
+    return store, build_ingestor(config, store), FamilyCollector(store_owners(store), config.namespace, config.naming)
 
 
 def replay_history(config: Config, sources: Sequence[Source], out: BinaryIO, options: ReplayOptions,
@@ -149,7 +151,7 @@ class Exporter:
         owners = {**store_owners(self.store), "tailer": tailer_owner(self.tailer)}
         if self.checkpointer is not None:
             owners["checkpoint"] = checkpoint_owner(self.checkpointer)
-        self.registry.register(FamilyCollector(owners, config.namespace))
+        self.registry.register(FamilyCollector(owners, config.namespace, config.naming))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         self._stop = threading.Event()

@@ -40,7 +40,8 @@ VERSION = 2
 
 # Options whose change makes saved counters mean something else (namespace, port, paths do not).
 MEANINGFUL_OPTIONS = ("format", "buckets", "ttft_buckets", "tpot_buckets", "max_tenants", "max_models",
-                      "max_providers", "max_line_bytes", "derived_breaker", "extra_label", "max_extra_label_values")
+                      "max_providers", "max_line_bytes", "derived_breaker", "extra_label", "max_extra_label_values",
+                      "naming")
 
 # Load outcomes, exposed as llm_exporter_state_load_info{result}.
 RESTORED, ABSENT, CORRUPT, FOREIGN = "restored", "absent", "corrupt", "foreign"

@@ -15,7 +15,7 @@ from typing import Any
 from llm_log_exporter.aggregate import codec
 from llm_log_exporter.aggregate.breaker import Breakers
 from llm_log_exporter.aggregate.budgets import Budgets
-from llm_log_exporter.aggregate.families import USAGE_LABELS, record_histograms, record_slots, tables
+from llm_log_exporter.aggregate.families import OTEL_LABELS, USAGE_LABELS, record_histograms, record_slots, tables
 from llm_log_exporter.aggregate.labels import MAX_LABEL_LENGTH, OTHER, LabelGuard
 from llm_log_exporter.aggregate.streams import Streams
 from llm_log_exporter.events import (
@@ -32,6 +32,8 @@ DEFAULT_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
 DEFAULT_TTFT_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 # The OpenTelemetry GenAI convention's advice for gen_ai.server.time_per_output_token.
 DEFAULT_TPOT_BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5)
+# The OpenTelemetry GenAI convention's advice for gen_ai.client.token.usage (fixed: the convention's).
+TOKEN_BUCKETS: tuple[float, ...] = tuple(float(4 ** i) for i in range(14))  # 1, 4, 16, … 67108864
 MAX_LABEL_SETS = 10_000
 
 # Record layout: the scalar slots, then each histogram's sum and count, then each histogram's bucket counts,
@@ -55,6 +57,23 @@ DUR_SUM, DUR_COUNT, DUR_BUCKETS = INDEX["duration_sum"], INDEX["duration_count"]
 TTFT_SUM, TTFT_COUNT, TTFT_BUCKETS = INDEX["ttft_sum"], INDEX["ttft_count"], INDEX["ttft_buckets"]
 TPOT_SUM, TPOT_COUNT, TPOT_BUCKETS = INDEX["tpot_sum"], INDEX["tpot_count"], INDEX["tpot_buckets"]
 KEY = INDEX["key"]
+
+# --naming otel: records keyed by the OTel labels, holding the convention's histograms only.
+_OTEL_HISTOGRAMS = record_histograms("otel")
+OTEL_LAYOUT: tuple[str, ...] = (
+    *(f"{h.name}_{part}" for h in _OTEL_HISTOGRAMS for part in ("sum", "count")),
+    *(f"{h.name}_buckets" for h in _OTEL_HISTOGRAMS),
+    "key",
+)
+OTEL_INDEX = {name: i for i, name in enumerate(OTEL_LAYOUT)}
+OTEL_SCALARS = OTEL_INDEX[f"{_OTEL_HISTOGRAMS[0].name}_buckets"]
+OTEL_KEY = OTEL_INDEX["key"]
+O_DUR, O_TTFT, O_TPOT, O_IN, O_OUT = (OTEL_INDEX[f"{h}_sum"] for h in
+                                      ("op_duration", "op_ttft", "op_tpot", "input_tokens", "output_tokens"))
+O_BUCKETS = {at: OTEL_INDEX[f"{h}_buckets"] for at, h in
+             zip((O_DUR, O_TTFT, O_TPOT, O_IN, O_OUT),
+                 ("op_duration", "op_ttft", "op_tpot", "input_tokens", "output_tokens"), strict=True)}
+OPERATION = "chat"  # gen_ai.operation.name: every call the lines describe is a chat / text completion
 
 LabelKey = tuple[str, ...]  # tenant_id, provider, model, then the --extra-label values
 TABLES = tables()
@@ -80,11 +99,13 @@ class Usage:
         max_label_sets: int = MAX_LABEL_SETS,
         extra_labels: Sequence[str] = (),
         max_extra_label_values: int = 100,
+        naming: str = "llm",
     ) -> None:
         self.bounds = {
             "buckets": tuple(sorted(float(b) for b in buckets)),
             "ttft_buckets": tuple(sorted(float(b) for b in ttft_buckets)),
             "tpot_buckets": tuple(sorted(float(b) for b in tpot_buckets)),
+            "token_buckets": TOKEN_BUCKETS,
         }
         self.buckets = self.bounds["buckets"]
         self.ttft_buckets = self.bounds["ttft_buckets"]
@@ -101,6 +122,10 @@ class Usage:
             guard.seen.add("")
         self.key_labels = (*USAGE_LABELS, *self.extra_labels)
         self._key_guards = tuple(self.guards[name] for name in self.key_labels)
+        # --naming otel: the OTel histograms, by (operation, provider, model, error_type, tenant, extras)
+        self.otel = naming == "otel"
+        self.otel_records: dict[tuple[str, ...], list] = {}
+        self.otel_key_labels = (*OTEL_LABELS, *self.extra_labels)
         self.records: dict[LabelKey, list] = {}
         # The per-label limits multiply (1000 x 100 x 500 by default), so the combinations are capped too.
         self.max_label_sets = max_label_sets
@@ -204,6 +229,7 @@ class Usage:
             rec[COST] += cost
             if self._budgets_active:
                 self.budgets.spend(key[0], cost, ts)
+        tpot = None
         if duration is not None:
             rec[DUR_SUM] += duration
             rec[DUR_COUNT] += 1
@@ -219,6 +245,33 @@ class Usage:
                 rec[TPOT_SUM] += tpot
                 rec[TPOT_COUNT] += 1
                 rec[TPOT_BUCKETS][bisect_left(self.tpot_buckets, tpot)] += 1
+        if self.otel:
+            self._otel(key, error_type or "other" if status != "success" else "", duration, ttft, tpot, prompt,
+                       completion)
+
+    def _otel(self, key: LabelKey, error_type: str, duration: float | None, ttft: float | None,
+              tpot: float | None, prompt: int, completion: int) -> None:
+        """The OTel histograms of one call (--naming otel): duration, TTFT, TPOT and token usage per call."""
+        okey = (OPERATION, key[1], key[2], error_type, key[0], *key[3:])
+        rec = self.otel_records.get(okey)
+        if rec is None:
+            if len(self.otel_records) >= self.max_label_sets:
+                self.label_set_overflow += 1
+                okey = (OPERATION, OTHER, OTHER, error_type, OTHER, *((OTHER,) * (len(key) - 3)))
+                rec = self.otel_records.get(okey)
+            if rec is None:
+                rec = [0.0] * OTEL_SCALARS + [[0] * (len(self.bounds[h.bounds]) + 1) for h in _OTEL_HISTOGRAMS]
+                rec.append(okey)
+                self.otel_records[okey] = rec
+        bounds = self.bounds
+        tokens = None if error_type and not (prompt or completion) else 1  # a failure without usage has none
+        for at, observed, bound in ((O_DUR, duration, "buckets"), (O_TTFT, ttft, "ttft_buckets"),
+                                    (O_TPOT, tpot, "tpot_buckets"), (O_IN, tokens and prompt, "token_buckets"),
+                                    (O_OUT, tokens and completion, "token_buckets")):
+            if observed is not None:
+                rec[at] += observed
+                rec[at + 1] += 1
+                rec[O_BUCKETS[at]][bisect_left(bounds[bound], observed)] += 1
 
     def _failure(self, key: LabelKey, error_type: str, ts: float | None) -> None:
         tenant, provider = key[0], key[1]
@@ -253,6 +306,10 @@ class Usage:
         """Each record's key and values (bucket lists copied): what a scrape renders after the lock is gone."""
         return [(key, [*rec[:SCALARS], *(list(b) for b in rec[SCALARS:KEY])]) for key, rec in self.records.items()]
 
+    def copy_otel_records(self) -> list[tuple[tuple[str, ...], list]]:
+        return [(key, [*rec[:OTEL_SCALARS], *(list(b) for b in rec[OTEL_SCALARS:OTEL_KEY])])
+                for key, rec in self.otel_records.items()]
+
     def views(self) -> dict[str, Any]:
         """The values computed at scrape time, as of the event clock; reading changes nothing."""
         overflow = {name: guard.overflow for name, guard in self.guards.items()}
@@ -271,6 +328,8 @@ class Usage:
         return {
             "layout": list(LAYOUT[:KEY]),
             "records": [[*key, rec[:SCALARS], *rec[SCALARS:KEY]] for key, rec in self.records.items()],
+            "otel_records": [[*key, rec[:OTEL_SCALARS], *rec[OTEL_SCALARS:OTEL_KEY]]
+                             for key, rec in self.otel_records.items()],
             "label_set_overflow": self.label_set_overflow,
             "guards": {name: guard.dump() for name, guard in self.guards.items()},
             "tables": {name: [[*key, *row] for key, row in rows.items()] for name, rows in self.tables.items()},
@@ -295,6 +354,15 @@ class Usage:
             self.records[key] = [*(float(codec.number(v)) for v in scalars),
                                  *([codec.count(v) for v in b] for b in buckets), key]
             self.breakers.register(key[1])
+        owidth, owidths = len(self.otel_key_labels), [len(self.bounds[h.bounds]) + 1 for h in _OTEL_HISTOGRAMS]
+        for row in data["otel_records"]:
+            if len(row) <= owidth:
+                raise ValueError("an OTel record without values")
+            key, scalars, buckets = tuple(codec.text(v) for v in row[:owidth]), row[owidth], row[owidth + 1:]
+            if len(scalars) != OTEL_SCALARS or [len(b) for b in buckets] != owidths:
+                raise ValueError(f"OTel record {key} has the wrong shape")
+            self.otel_records[key] = [*(float(codec.number(v)) for v in scalars),
+                                      *([codec.count(v) for v in b] for b in buckets), key]
         self.label_set_overflow = codec.count(data["label_set_overflow"])
         if set(data["guards"]) != set(self.guards):
             raise ValueError("label guards differ")

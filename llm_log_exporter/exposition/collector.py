@@ -20,22 +20,22 @@ from prometheus_client.utils import floatToGoString
 from llm_log_exporter import __version__
 from llm_log_exporter.aggregate.checkpoint import LOAD_RESULTS, Checkpointer
 from llm_log_exporter.aggregate.families import (
-    FAMILIES,
-    USAGE_LABELS,
+    COLLECTION_LABELS,
     Family,
     Histogram,
     Keyed,
     Slots,
     Table,
     View,
+    of_naming,
 )
 from llm_log_exporter.aggregate.store import FILE_SLOTS, Store
-from llm_log_exporter.aggregate.usage import INDEX, TABLES
+from llm_log_exporter.aggregate.usage import INDEX, OTEL_INDEX, TABLES
 from llm_log_exporter.exposition.text import CounterRows, GaugeRows, HistogramRows
 from llm_log_exporter.tailer import Tailer
 
 Rows = list[tuple[tuple[str, ...], Any]]
-_INDEX = {"usage": INDEX, "files": {slot: i for i, slot in enumerate(FILE_SLOTS)}}
+_INDEX = {"usage": INDEX, "otel": OTEL_INDEX, "files": {slot: i for i, slot in enumerate(FILE_SLOTS)}}
 
 
 @dataclass
@@ -79,18 +79,21 @@ def build(family: Family, exposed: str, snap: Snapshot) -> Metric | None:
     """The family's metric from one owner's snapshot; None when the owner does not show it now."""
     read = family.read
     labels = family.labels
-    key_labels = snap.key_labels.get(getattr(read, "collection", ""))
+    collection = getattr(read, "collection", "")
+    key_labels = snap.key_labels.get(collection)
     if key_labels is not None:
-        labels = (*key_labels, *labels[len(USAGE_LABELS):])
+        labels = (*key_labels, *labels[len(COLLECTION_LABELS[collection]):])
     if family.type == "histogram":
         assert isinstance(read, Histogram)
         metric: Any = HistogramRows(exposed, family.help, labels)
         index = _INDEX[read.collection]
-        at_sum, at_count, at_buckets = (index[f"{read.name}_{part}"] for part in ("sum", "count", "buckets"))
         les = _les(snap.bounds[read.bounds])
-        for key, values in snap.records[read.collection]:
-            if values[at_count]:
-                metric.add_metric(key, _cumulative(les, values[at_buckets]), values[at_sum])
+        for extra, name in read.split or (("", read.name),):
+            at_sum, at_count, at_buckets = (index[f"{name}_{part}"] for part in ("sum", "count", "buckets"))
+            for key, values in snap.records[read.collection]:
+                if values[at_count]:
+                    metric.add_metric((*key, extra) if extra else key, _cumulative(les, values[at_buckets]),
+                                      values[at_sum])
         return metric
     metric = (CounterRows if family.type == "counter" else GaugeRows)(exposed, family.help, labels)
     add = metric.add_metric
@@ -123,10 +126,10 @@ def build(family: Family, exposed: str, snap: Snapshot) -> Metric | None:
 class FamilyCollector(Collector):
     """Yields the families of the given owners, in table order; ``describe`` lets the registry check names."""
 
-    def __init__(self, owners: dict[str, Owner], namespace: str = "llm") -> None:
+    def __init__(self, owners: dict[str, Owner], namespace: str = "llm", naming: str = "llm") -> None:
         self.owners = owners
         self.namespace = namespace
-        self.families = [family for family in FAMILIES if family.owner in owners]
+        self.families = [family for family in of_naming(naming) if family.owner in owners]
 
     def describe(self) -> Iterator[Metric]:
         for family in self.families:
@@ -161,11 +164,11 @@ def store_owners(store: Store) -> dict[str, Owner]:
             return None
         u = store.usage
         with store.lock:
-            return Snapshot(records={"usage": u.copy_records()},
+            return Snapshot(records={"usage": u.copy_records(), "otel": u.copy_otel_records()},
                             tables={name: {key: list(row) for key, row in rows.items()} for name, rows in
                                     u.tables.items()},
                             views=u.views(), bounds=dict(u.bounds),
-                            key_labels={"usage": u.key_labels} if u.extra_labels else {})
+                            key_labels={"usage": u.key_labels, "otel": u.otel_key_labels} if u.extra_labels else {})
 
     return {"files": files, "store": status, "usage": usage}
 
