@@ -1,6 +1,7 @@
 """Every performance figure of the exporter in one run, with mtail and bare orjson beside it.
 
     python benchmarks/bench_runner.py [-n 1000000] [--runs 3] [--live-seconds 10] [--no-mtail] [--profile]
+                                      [--only live,visible,scrapes]
 
 Prints one table (target, ours, mtail, notes) and the machine it ran on. Wall and CPU time are both
 reported: CPU time is the steadier figure on a shared machine. Every timed case is a median of
@@ -12,7 +13,9 @@ the package and its dependencies, plus ``/usr/bin/mtail`` (Debian package ``mtai
 from __future__ import annotations
 
 import argparse
+import collections
 import cProfile
+import http.client
 import importlib.metadata
 import io
 import multiprocessing
@@ -29,6 +32,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,12 +44,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_callback
 import generate
 from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from llm_log_exporter.aggregate.ingest import Ingestor
 from llm_log_exporter.aggregate.store import Store
 from llm_log_exporter.aggregate.usage import DUR_BUCKETS
 from llm_log_exporter.daemon import Config, Exporter, build_usage
-from llm_log_exporter.exposition.text import render_text
+from llm_log_exporter.exposition.render import OPENMETRICS, TEXT, Renderer
 from llm_log_exporter.parsers import FORMATS, get_parser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +60,16 @@ TICK = os.sysconf("SC_CLK_TCK")
 PARSED = re.compile(rb'^llm_exporter_lines_total\{[^}]*result="parsed"[^}]*\} ([0-9.e+]+)$', re.M)
 REQUESTS = re.compile(rb"^llm_requests_total\{[^}]*\} ([0-9.e+]+)$", re.M)
 TOKENS = re.compile(rb"^llm_tokens_total\{[^}]*\} ([0-9.e+]+)$", re.M)
+# What Prometheus 2.42 sends with every scrape (OpenMetrics first; gzip).
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+                     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+TEXT_ACCEPT = "text/plain;version=0.0.4"
+SCRAPES = {  # name → (Accept, gzip)
+    "OpenMetrics+gzip (Prometheus)": (PROMETHEUS_ACCEPT, True),
+    "OpenMetrics": (PROMETHEUS_ACCEPT, False),
+    "text+gzip": (TEXT_ACCEPT, True),
+    "text": (TEXT_ACCEPT, False),
+}
 
 
 # ---------------------------------------------------------------- helpers
@@ -62,7 +77,11 @@ TOKENS = re.compile(rb"^llm_tokens_total\{[^}]*\} ([0-9.e+]+)$", re.M)
 
 def proc_cpu(pid: int) -> float:
     """utime + stime of a live process, seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return proc_cpu_path(f"/proc/{pid}/stat")
+
+
+def proc_cpu_path(stat_path: str) -> float:
+    fields = Path(stat_path).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
@@ -306,87 +325,230 @@ def writer(target: Path, lines: list[bytes], rate: int, seconds: float, stop: th
     return written
 
 
+def thread_cpu(pid: int) -> dict[int, float]:
+    """utime + stime of each thread of a live process, seconds, by thread id."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            out[int(tid)] = proc_cpu_path(f"/proc/{pid}/task/{tid}/stat")
+        except OSError:
+            continue
+    return out
+
+
 def live_tail(sample: list[bytes], rate: int, seconds: float, workdir: Path, mtail: bool) -> dict:
+    """A writer appends ``rate`` lines/s (open/append/close per line); the daemon's CPU meanwhile.
+
+    ``main_pct`` is the daemon's main thread (the tailer: wakes, reads, parses, aggregates), the rest its
+    other threads (the inotify waker, the HTTP accept loop).
+    """
     target = workdir / ("live-mtail.jsonl" if mtail else "live.jsonl")
     target.write_bytes(b"")
     args = ["-logs", str(target)] if mtail else ["--file", str(target)]
     with Daemon(args, mtail=mtail) as d:
         d.wait_http("/metrics" if mtail else "/readyz")
         time.sleep(0.5)
-        cpu0, wall0 = proc_cpu(d.pid), time.perf_counter()
+        cpu0, wall0, threads0 = proc_cpu(d.pid), time.perf_counter(), thread_cpu(d.pid)
         written = writer(target, sample, rate, seconds)
         wall = time.perf_counter() - wall0
         cpu = proc_cpu(d.pid) - cpu0
+        main = thread_cpu(d.pid).get(d.pid, 0.0) - threads0.get(d.pid, 0.0)
         lag = written - total(REQUESTS if mtail else PARSED, d.scrape())
         t0 = time.perf_counter()
         d.wait_count(REQUESTS if mtail else PARSED, written, timeout=60, interval=0.01)
         drain = time.perf_counter() - t0
     target.unlink()
-    return {"rate": written / wall, "cpu_pct": 100 * cpu / wall, "lag": lag, "drain": drain}
+    return {"rate": written / wall, "cpu_pct": 100 * cpu / wall, "main_pct": 100 * main / wall, "lag": lag,
+            "drain": drain}
 
 
-def visibility(sample: list[bytes], workdir: Path, count: int = 200) -> dict:
-    """Append one line, scrape until its counter moved: write → visible in /metrics."""
-    target = workdir / "latency.jsonl"
-    target.write_bytes(b"".join(sample[:20]))  # few series: a scrape costs ~1 ms, the resolution
+# Where a main-thread sample of the live daemon is spent, by its innermost frame of the package.
+_LIVE_PARTS = [("parse_line (parsers/__init__.py", "JSON decode (orjson.loads in parse_line)"),
+               ("parsers/", "input format parser (validation, event)"),
+               ("aggregate/usage.py", "aggregation (Usage)"), ("aggregate/breaker.py", "aggregation (Usage)"),
+               ("aggregate/ingest.py", "ingest loop (per line and batch)"),
+               ("aggregate/prices.py", "ingest loop (per line and batch)"),
+               ("tailing/lines.py", "line splitting"), ("tailing/stream.py", "reads, truncation check"),
+               ("tailer.py", "wake: discovery, rotation, watches"),
+               ("tailing/", "wake: discovery, rotation, watches"), ("glob.py", "wake: discovery, rotation, watches"),
+               ("posixpath", "wake: discovery, rotation, watches")]
+
+
+def profile_live(sample: list[bytes], rate: int, seconds: float, workdir: Path) -> str:
+    """py-spy samples of the live daemon's main thread at ``rate`` lines/s, by part of the live path."""
+    spy = shutil.which("py-spy")
+    if spy is None:
+        return "live profile: py-spy not installed (pip install py-spy)"
+    target = workdir / "live-profile.jsonl"
+    target.write_bytes(b"")
+    raw = workdir / "live-profile.txt"
+    with Daemon(["--file", str(target)]) as d:
+        d.wait_http("/readyz")
+        time.sleep(0.5)
+        proc = subprocess.Popen([spy, "record", "-p", str(d.pid), "-d", str(int(seconds)), "-r", "200", "-f", "raw",
+                                 "--threads", "-o", str(raw)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wall0, threads0 = time.perf_counter(), thread_cpu(d.pid)
+        writer(target, sample, rate, seconds + 1)
+        main = (thread_cpu(d.pid).get(d.pid, 0.0) - threads0.get(d.pid, 0.0)) / (time.perf_counter() - wall0)
+        proc.wait()
+    target.unlink()
+    parts: collections.Counter = collections.Counter()
+    busy = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if "MainThread" not in frames[0] or frames[-1].startswith(("Event.wait", "Condition.wait")):
+            continue  # other threads; the tailer waiting for a wake
+        busy += int(count)
+        leaf = next((f for f in reversed(frames) if "llm_log_exporter" in f or "glob.py" in f
+                     or "posixpath" in f), "")
+        parts[next((name for key, name in _LIVE_PARTS if key in leaf), "other")] += int(count)
+    raw.unlink()
+    lines = [f"live path at {rate:,} lines/s, main thread {100 * main:.1f}% of a core (py-spy, {busy} samples):"]
+    lines += [f"  {100 * main * n / busy:5.1f}% of a core  {name}" for name, n in parts.most_common()]
+    return "\n".join(lines)
+
+
+class Scraper:
+    """One keep-alive connection scraping /metrics with the given headers, as Prometheus does."""
+
+    def __init__(self, port: int, accept: str, gzip_ok: bool) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.headers = {"Accept": accept, **({"Accept-Encoding": "gzip"} if gzip_ok else {})}
+        self.wire = 0  # bytes of the last response body as sent
+        self.received = 0.0  # when its last byte arrived
+
+    def get(self) -> tuple[bytes, float]:
+        """(body, seconds from request to its last byte); a gzip body is decompressed after the clock stops."""
+        t0 = time.perf_counter()
+        self.conn.request("GET", "/metrics", headers=self.headers)
+        reply = self.conn.getresponse()
+        body = reply.read()
+        self.received = time.perf_counter()
+        elapsed = self.received - t0
+        assert reply.status == 200, reply.status
+        self.wire = len(body)
+        if reply.getheader("Content-Encoding") == "gzip":
+            body = zlib.decompress(body, 16 + zlib.MAX_WBITS)
+        return body, elapsed
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _probe_count(body: bytes, needle: bytes) -> float:
+    """The value of the one sample line ending in ``needle`` (0 when absent): cheaper than a regex over MBs."""
+    at = body.find(needle)
+    if at < 0:
+        return 0.0
+    at += len(needle)
+    return float(body[at:body.index(b"\n", at)])
+
+
+def visibility(path: Path, sample: list[bytes], workdir: Path, rate: int = 2000, count: int = 200) -> dict:
+    """Write → visible at ``rate`` lines/s on a daemon holding ``path``'s series, scraped as Prometheus does.
+
+    A writer appends ``rate`` lines/s (open/append/close per line, existing label sets); meanwhile one
+    probe line of its own label set is appended at a time and /metrics is scraped (Prometheus' Accept
+    header and gzip, decompressed) until its counter moved. Every scrape renders what changed meanwhile.
+    """
+    target = workdir / "visible.jsonl"
+    shutil.copyfile(path, target)
     probe = orjson.loads(sample[0])
     probe.update(tenant_id="latency-probe", status="success")
     line = orjson.dumps(probe) + b"\n"
-    needle = re.compile(rb'^llm_requests_total\{[^}]*status="success",tenant_id="latency-probe"\} ([0-9.e+]+)$', re.M)
-    delays = []
-    with Daemon(["--file", str(target)]) as d:
+    needle = b'status="success",tenant_id="latency-probe"} '
+    delays, scrapes = [], []
+    stop = threading.Event()
+    with Daemon(["--file", str(target), "--max-tenants", "100000"]) as d:
         d.wait_http("/readyz")
-        for i in range(1, count + 1):
-            time.sleep(0.02)
-            with open(target, "ab") as f:
-                f.write(line)
-            t0 = time.perf_counter()
-            while total(needle, d.scrape()) < i:
-                time.sleep(0.002)  # back-to-back scrapes would hold the daemon's GIL against its tailer
-            delays.append((time.perf_counter() - t0) * 1000)
+        scraper = Scraper(d.port, PROMETHEUS_ACCEPT, True)
+        body, _ = scraper.get()
+        series = sum(1 for ln in body.splitlines() if ln and not ln.startswith(b"#"))
+        background = threading.Thread(target=writer, args=(target, sample, rate, 3600, stop), daemon=True)
+        background.start()
+        cpu0, wall0 = proc_cpu(d.pid), time.perf_counter()
+        try:
+            for i in range(1, count + 1):
+                time.sleep(0.02)
+                with open(target, "ab") as f:
+                    f.write(line)
+                t0 = time.perf_counter()
+                while True:
+                    body, elapsed = scraper.get()
+                    scrapes.append(elapsed)
+                    if _probe_count(body, needle) >= i:
+                        break
+                    time.sleep(0.002)  # back-to-back scrapes would hold the daemon's GIL against its tailer
+                delays.append((scraper.received - t0) * 1000)  # the scraper has the body; parsing it is its own cost
+        finally:
+            stop.set()
+            background.join()
+        cpu_pct = 100 * (proc_cpu(d.pid) - cpu0) / (time.perf_counter() - wall0)
+        scraper.close()
     target.unlink()
     delays.sort()
-    return {"p50": delays[len(delays) // 2], "p99": delays[int(len(delays) * 0.99) - 1], "max": delays[-1]}
+    return {"p50": delays[len(delays) // 2], "p99": delays[int(len(delays) * 0.99) - 1], "max": delays[-1],
+            "scrape_ms": 1000 * statistics.median(scrapes), "series": series, "cpu_pct": cpu_pct}
 
 
 def scrape_figures(path: Path, runs: int) -> dict:
-    """Scrape time of a daemon holding ``path``'s label sets: fast text vs prometheus-client (OpenMetrics)."""
+    """Scrapes of a daemon holding ``path``'s label sets, per format and encoding: wall and daemon CPU.
+
+    The first scrape renders every series (``first_ms``); later ones find them unchanged, as between two
+    scrapes of an idle exporter. What a scrape costs while every series changes is ``render_in_process``'s
+    cold figure; while lines arrive, ``visibility``'s scrape figure.
+    """
+    out: dict = {}
     with Daemon(["--file", str(path), "--max-tenants", "100000"]) as d:
         d.wait_http("/readyz")
-        body = d.scrape()
-        series = sum(1 for ln in body.splitlines() if ln and not ln.startswith(b"#"))
-        text, om = [], []
-        for _ in range(max(runs, 5)):
-            t0 = time.perf_counter()
-            d.scrape()
-            text.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            d.scrape("application/openmetrics-text; version=1.0.0")
-            om.append(time.perf_counter() - t0)
-        rss, hwm = proc_rss_mb(d.pid)
-    return {"series": series, "text_ms": 1000 * statistics.median(text), "om_ms": 1000 * statistics.median(om),
-            "rss": rss, "hwm": hwm, "bytes": len(body)}  # fmt: skip
+        for name, (accept, gzip_ok) in SCRAPES.items():
+            scraper = Scraper(d.port, accept, gzip_ok)
+            body, first = scraper.get()
+            n = max(30, 10 * runs)
+            cpu0 = proc_cpu(d.pid)
+            walls = [scraper.get()[1] for _ in range(n)]
+            out[name] = {"ms": 1000 * statistics.median(walls), "cpu_ms": 1000 * (proc_cpu(d.pid) - cpu0) / n,
+                         "first_ms": 1000 * first, "wire": scraper.wire, "bytes": len(body)}
+            scraper.close()
+        out["series"] = sum(1 for ln in body.splitlines() if ln and not ln.startswith(b"#"))
+        out["rss"], out["hwm"] = proc_rss_mb(d.pid)
+    return out
 
 
-def render_in_process(path: Path) -> dict:
-    """Pure render time in-process: prometheus-client's generate_latest vs render_text, same registry."""
+def render_in_process(path: Path, prometheus_client_openmetrics: bool = True) -> dict:
+    """Pure render time in-process, same registry: prometheus-client's encoders vs the renderer, cold and warm.
+
+    Cold: a new renderer, every series rendered (and prefixed) from scratch, as when every series changed.
+    """
     exporter = Exporter(Config(files=[str(path)], poll=True, max_tenants=100_000))
     exporter.tailer.poll_once()
     exporter.tailer.close()
     exporter.store.ready.set()
+    registry = exporter.registry
+    warm = Renderer()
+    cases = {"generate_latest": lambda: generate_latest(registry),
+             "cold text": lambda: Renderer().render(registry, TEXT),
+             "cold OpenMetrics": lambda: Renderer().render(registry, OPENMETRICS),
+             "cold OpenMetrics+gzip": lambda: Renderer().render(registry, OPENMETRICS, True),
+             "warm text": lambda: warm.render(registry, TEXT),
+             "warm OpenMetrics": lambda: warm.render(registry, OPENMETRICS),
+             "warm OpenMetrics+gzip": lambda: warm.render(registry, OPENMETRICS, True)}
+    if prometheus_client_openmetrics:
+        cases["prometheus-client OpenMetrics"] = lambda: generate_openmetrics(registry)
     out = {}
-    for name, fn in (("generate_latest", generate_latest), ("render_text", render_text)):
+    for name, fn in cases.items():
         times = []
         for _ in range(3):
-            t0 = time.perf_counter()
-            fn(exporter.registry)
-            times.append(time.perf_counter() - t0)
+            t0 = time.process_time()
+            fn()
+            times.append(time.process_time() - t0)
         out[name] = 1000 * statistics.median(times)
     return out
 
 
 def scrape_under_load(path: Path, sample: list[bytes], rate: int, seconds: float, workdir: Path) -> dict:
-    """Two threads scrape the wide daemon back to back while the writer appends ``rate`` lines/s."""
+    """Two Prometheus-like scrapers scrape the wide daemon back to back while the writer appends ``rate`` lines/s."""
     target = workdir / "wide-live.jsonl"
     shutil.copyfile(path, target)
     stop = threading.Event()
@@ -396,9 +558,11 @@ def scrape_under_load(path: Path, sample: list[bytes], rate: int, seconds: float
         base = total(PARSED, d.scrape())
 
         def scraper() -> None:
+            client = Scraper(d.port, PROMETHEUS_ACCEPT, True)
             while not stop.is_set():
-                d.scrape()
+                client.get()
                 scrapes[0] += 1
+            client.close()
 
         threads = [threading.Thread(target=scraper) for _ in range(2)]
         for t in threads:
@@ -444,27 +608,38 @@ def machine() -> str:
             f"mtail {mtail}")  # fmt: skip
 
 
+SECTIONS = ("replay", "daemon", "live", "visible", "scrapes", "memory", "callback", "litellm")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=1_000_000, help="lines of the replay file")
     parser.add_argument("--runs", type=int, default=3, help="runs per timed case (median)")
     parser.add_argument("--live-seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=int, default=20_000, help="live tail append rate, lines/s")
+    parser.add_argument("--visible-rate", type=int, default=2_000, help="append rate during write → visible, lines/s")
     parser.add_argument("--workdir", default=None, help="where generated files go (default: a temp dir)")
     parser.add_argument("--no-mtail", action="store_true")
-    parser.add_argument("--profile", action="store_true", help="also print a cProfile of the replay path")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated figures to measure (default all): {', '.join(SECTIONS)}")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print a cProfile of the replay path and a py-spy profile of the live path")
     args = parser.parse_args()
+    only = set(args.only.split(","))
+    if only - set(SECTIONS):
+        parser.error(f"--only: unknown {', '.join(sorted(only - set(SECTIONS)))}")
     mtail = MTAIL is not None and not args.no_mtail
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="llm-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     n, runs = args.n, args.runs
     small_n = max(n // 10, 10_000)
     print(f"machine: {machine()}")
-    print(f"workdir: {workdir}; -n {n:,}, {runs} runs per case (medians)", flush=True)
+    print(f"workdir: {workdir}; -n {n:,}, {runs} runs per case (medians); figures: {', '.join(sorted(only))}",
+          flush=True)
 
     big = generate_file(workdir / f"native-{n}.jsonl", n)
     small = generate_file(workdir / f"native-{small_n}.jsonl", small_n)
-    litellm_file = generate_file(workdir / f"litellm-{small_n}.jsonl", small_n, "litellm")
+    series_34k = generate_file(workdir / "native-100000.jsonl", 100_000)  # the generator's 100k lines: ~34k series
     empty = workdir / "empty.jsonl"
     empty.write_bytes(b"")
     with open(small, "rb") as f:
@@ -475,101 +650,126 @@ def main() -> None:
         rows.append((figure, target, ours, other))
         print(f"  {figure}: {ours}" + (f"  | mtail: {other}" if other else ""), flush=True)
 
-    print("replay (in-process, the daemon's initial read path) ...", flush=True)
-    read = timed(bare_read, big, runs)
-    limit = timed(bare_orjson, big, runs)
-    ours = timed(exporter_read, big, runs)
-    assert ours["lines"] == n, ours
-    size = ours["mb"]
-    row("read lines (bytes), no parse", "", f"{n / read['cpu']:,.0f} lines/s CPU")
-    row("bare orjson.loads (the parse limit)", "",
-        f"{n / limit['cpu']:,.0f} lines/s CPU, {size / limit['cpu']:.0f} MB/s")
-    mt = mtail_one_shot(big) if mtail else None
-    if mt:
-        mt = median_fields([mt, *(mtail_one_shot(big) for _ in range(runs - 1))])
-        same = mt["requests"] == n
-        print(f"  mtail cross-check: requests {mt['requests']:,.0f} (expected {n:,}), tokens {mt['tokens']:,.0f}")
-    row("replay, native, in-process", "≥ 500k lines/s",
-        f"{n / ours['cpu']:,.0f} lines/s CPU ({n / ours['wall']:,.0f} wall), "
-        f"{100 * limit['cpu'] / ours['cpu']:.0f}% of bare orjson",
-        f"one-shot {n / mt['cpu']:,.0f} lines/s CPU ({n / mt['wall']:,.0f} wall), "
-        f"{1e6 * mt['cpu'] / n:.1f} µs CPU/line; "
-        f"ours = {mt['cpu'] / ours['cpu']:.1f}x" + ("" if same else " (COUNTS DIFFER)") if mt else "")  # fmt: skip
+    mt = dr = None
+    if "replay" in only:
+        print("replay (in-process, the daemon's initial read path) ...", flush=True)
+        read = timed(bare_read, big, runs)
+        limit = timed(bare_orjson, big, runs)
+        ours = timed(exporter_read, big, runs)
+        assert ours["lines"] == n, ours
+        size = ours["mb"]
+        row("read lines (bytes), no parse", "", f"{n / read['cpu']:,.0f} lines/s CPU")
+        row("bare orjson.loads (the parse limit)", "",
+            f"{n / limit['cpu']:,.0f} lines/s CPU, {size / limit['cpu']:.0f} MB/s")
+        mt = mtail_one_shot(big) if mtail else None
+        if mt:
+            mt = median_fields([mt, *(mtail_one_shot(big) for _ in range(runs - 1))])
+            same = mt["requests"] == n
+            print(f"  mtail cross-check: requests {mt['requests']:,.0f} (expected {n:,}), tokens {mt['tokens']:,.0f}")
+        row("replay, native, in-process", "≥ 500k lines/s",
+            f"{n / ours['cpu']:,.0f} lines/s CPU ({n / ours['wall']:,.0f} wall), "
+            f"{100 * limit['cpu'] / ours['cpu']:.0f}% of bare orjson",
+            f"one-shot {n / mt['cpu']:,.0f} lines/s CPU ({n / mt['wall']:,.0f} wall), "
+            f"{1e6 * mt['cpu'] / n:.1f} µs CPU/line; "
+            f"ours = {mt['cpu'] / ours['cpu']:.1f}x" + ("" if same else " (COUNTS DIFFER)") if mt else "")  # fmt: skip
+        print("2-process split of the replay parse (experiment) ...", flush=True)
+        sp = median_fields([split_replay(big) for _ in range(runs)])
+        row("replay split over 2 processes (experiment)", "keep only if it wins",
+            f"{n / sp['wall']:,.0f} lines/s wall vs {n / ours['wall']:,.0f} single ({ours['wall'] / sp['wall']:.2f}x); "
+            f"CPU {sp['cpu']:.2f} s vs {ours['cpu']:.2f} s")
 
-    print("replay through the real daemon (start → /readyz) ...", flush=True)
-    dr = median_fields([daemon_replay(big, empty) for _ in range(runs)])
-    row("replay, native, daemon until /readyz", "≥ 500k lines/s",
-        f"{n / dr['cpu']:,.0f} lines/s CPU ({n / dr['wall']:,.0f} wall; start-up {dr['start']:.2f} s excluded)")
-    cu = median_fields([daemon_catchup(big, n, workdir, False) for _ in range(runs)])
-    mcu = median_fields([daemon_catchup(big, n, workdir, True) for _ in range(runs)]) if mtail else None
-    row("catch-up, daemon following, n lines appended at once", "≥ 500k lines/s",
-        f"{n / cu['cpu']:,.0f} lines/s CPU ({n / cu['wall']:,.0f} wall)",
-        f"{n / mcu['cpu']:,.0f} lines/s CPU ({n / mcu['wall']:,.0f} wall); ours = {mcu['cpu'] / cu['cpu']:.1f}x"
-        if mcu else "")  # fmt: skip
+    if "daemon" in only:
+        print("replay through the real daemon (start → /readyz) ...", flush=True)
+        dr = median_fields([daemon_replay(big, empty) for _ in range(runs)])
+        row("replay, native, daemon until /readyz", "≥ 500k lines/s",
+            f"{n / dr['cpu']:,.0f} lines/s CPU ({n / dr['wall']:,.0f} wall; start-up {dr['start']:.2f} s excluded)")
+        cu = median_fields([daemon_catchup(big, n, workdir, False) for _ in range(runs)])
+        mcu = median_fields([daemon_catchup(big, n, workdir, True) for _ in range(runs)]) if mtail else None
+        row("catch-up, daemon following, n lines appended at once", "≥ 500k lines/s",
+            f"{n / cu['cpu']:,.0f} lines/s CPU ({n / cu['wall']:,.0f} wall)",
+            f"{n / mcu['cpu']:,.0f} lines/s CPU ({n / mcu['wall']:,.0f} wall); ours = {mcu['cpu'] / cu['cpu']:.1f}x"
+            if mcu else "")  # fmt: skip
 
-    print("2-process split of the replay parse (experiment) ...", flush=True)
-    sp = median_fields([split_replay(big) for _ in range(runs)])
-    row("replay split over 2 processes (experiment)", "keep only if it wins",
-        f"{n / sp['wall']:,.0f} lines/s wall vs {n / ours['wall']:,.0f} single ({ours['wall'] / sp['wall']:.2f}x); "
-        f"CPU {sp['cpu']:.2f} s vs {ours['cpu']:.2f} s")
+    if "live" in only:
+        print(f"live tail at {args.rate:,} lines/s for {args.live_seconds:.0f} s ...", flush=True)
+        lt = median_fields([live_tail(sample, args.rate, args.live_seconds, workdir, False) for _ in range(runs)])
+        mlt = median_fields([live_tail(sample, args.rate, args.live_seconds, workdir, True) for _ in range(runs)]) \
+            if mtail else None  # fmt: skip
+        row(f"live tail, {args.rate // 1000}k lines/s, open/append/close per line", "keeps up; ≤ 10% of a core",
+            f"{lt['cpu_pct']:.1f}% of a core (tailer thread {lt['main_pct']:.1f}%) at {lt['rate']:,.0f} lines/s; "
+            f"lag at end {lt['lag']:.0f} lines, drained in {1000 * lt['drain']:.0f} ms",
+            f"{mlt['cpu_pct']:.1f}% of a core; lag {mlt['lag']:.0f}, drained in {1000 * mlt['drain']:.0f} ms"
+            if mlt else "")  # fmt: skip
+        if args.profile:
+            print(profile_live(sample, args.rate, args.live_seconds, workdir), flush=True)
 
-    print(f"live tail at {args.rate:,} lines/s for {args.live_seconds:.0f} s ...", flush=True)
-    lt = median_fields([live_tail(sample, args.rate, args.live_seconds, workdir, False) for _ in range(runs)])
-    mlt = median_fields([live_tail(sample, args.rate, args.live_seconds, workdir, True) for _ in range(runs)]) \
-        if mtail else None  # fmt: skip
-    row(f"live tail, {args.rate // 1000}k lines/s, open/append/close per line", "keeps up; ≤ 10% of a core",
-        f"{lt['cpu_pct']:.1f}% of a core at {lt['rate']:,.0f} lines/s; lag at end {lt['lag']:.0f} lines, "
-        f"drained in {1000 * lt['drain']:.0f} ms",
-        f"{mlt['cpu_pct']:.1f}% of a core; lag {mlt['lag']:.0f}, drained in {1000 * mlt['drain']:.0f} ms"
-        if mlt else "")  # fmt: skip
+    if "visible" in only:
+        print(f"write → visible in /metrics at {args.visible_rate:,} lines/s ...", flush=True)
+        vis = median_fields([visibility(series_34k, sample, workdir, args.visible_rate) for _ in range(runs)])
+        row(f"write → visible in /metrics, {args.visible_rate / 1000:g}k lines/s, {vis['series']:,.0f} series",
+            "p99 ≤ 50 ms",
+            f"p50 {vis['p50']:.1f} ms, p99 {vis['p99']:.1f} ms, max {vis['max']:.1f} ms (inotify; Prometheus' "
+            f"Accept and gzip); scrape {vis['scrape_ms']:.1f} ms; daemon {vis['cpu_pct']:.0f}% of a core")
 
-    print("write → visible in /metrics ...", flush=True)
-    vis = median_fields([visibility(sample, workdir) for _ in range(runs)])
-    row("write → visible in /metrics", "p99 ≤ 50 ms",
-        f"p50 {vis['p50']:.1f} ms, p99 {vis['p99']:.1f} ms, max {vis['max']:.1f} ms (inotify)")
+    sn = sw = None
+    if "scrapes" in only:
+        print("scrapes ...", flush=True)
+        narrow = wide_file(workdir / "series-10k.jsonl", 20, 20_000)  # 400 label sets ≈ 13.7k series
+        wide = wide_file(workdir / "labelsets-10k.jsonl", 500, 30_000)  # 10k label sets ≈ 250k series
+        for label, path, target in (("400 label sets", narrow, "≤ 50 ms"), ("generator's 100k lines", series_34k,
+                                                                             "OpenMetrics ≤ 1.5x text"),
+                                    ("10k label sets", wide, "")):
+            figures = scrape_figures(path, runs)
+            render = render_in_process(path, prometheus_client_openmetrics=path != wide)
+            om, text = figures["OpenMetrics+gzip (Prometheus)"], figures["text"]
+            row(f"scrape, {figures['series']:,} series ({label})", target,
+                "; ".join(f"{name} {f['ms']:.1f} ms ({f['cpu_ms']:.1f} ms CPU, {f['wire'] / 1e6:.2f} MB)"
+                          for name, f in figures.items() if isinstance(f, dict))
+                + f"; OpenMetrics/text: {figures['OpenMetrics']['cpu_ms'] / max(text['cpu_ms'], 1e-9):.2f}x CPU, "
+                  f"gzip {om['cpu_ms'] / max(figures['text+gzip']['cpu_ms'], 1e-9):.2f}x; "
+                  f"first scrape {om['first_ms']:.0f} ms")
+            row(f"render in-process, {figures['series']:,} series", "",
+                "; ".join(f"{name} {ms:.1f} ms" for name, ms in render.items()) + " (CPU)")
+            if path == narrow:
+                sn = figures
+            elif path == wide:
+                sw = figures
+        ul = scrape_under_load(wide, sample, args.rate, min(args.live_seconds, 5.0), workdir)
+        row("concurrent scrapes (2 Prometheus-like, 10k label sets) during live tail", "don't stall ingestion",
+            f"{ul['scrapes_per_s']:.1f} scrapes/s; writer {ul['rate']:,.0f} lines/s; lag at end {ul['lag']:.0f} "
+            f"lines, drained in {1000 * ul['drain']:.0f} ms")
 
-    print("scrapes ...", flush=True)
-    narrow = wide_file(workdir / "series-10k.jsonl", 20, 20_000)  # 400 label sets ≈ 10k series
-    wide = wide_file(workdir / "labelsets-10k.jsonl", 500, 30_000)  # 10k label sets ≈ 250k series
-    sn = scrape_figures(narrow, runs)
-    sw = scrape_figures(wide, runs)
-    rn, rw = render_in_process(narrow), render_in_process(wide)
-    row(f"scrape, {sn['series']:,} series (400 label sets)", "≤ 50 ms",
-        f"{sn['text_ms']:.1f} ms text (prometheus-client path: OpenMetrics {sn['om_ms']:.1f} ms); "
-        f"render {rn['render_text']:.1f} ms vs generate_latest {rn['generate_latest']:.1f} ms in-process")
-    row(f"scrape, {sw['series']:,} series (10k label sets)", "≤ 50 ms",
-        f"{sw['text_ms']:.0f} ms text, {sw['bytes'] / 1e6:.0f} MB (OpenMetrics {sw['om_ms']:.0f} ms); "
-        f"render {rw['render_text']:.0f} ms vs generate_latest {rw['generate_latest']:.0f} ms in-process")
-    ul = scrape_under_load(wide, sample, args.rate, min(args.live_seconds, 5.0), workdir)
-    row("concurrent scrapes (2 threads, 10k label sets) during live tail", "don't stall ingestion",
-        f"{ul['scrapes_per_s']:.1f} scrapes/s; writer {ul['rate']:,.0f} lines/s; lag at end {ul['lag']:.0f} lines, "
-        f"drained in {1000 * ul['drain']:.0f} ms")
+    if "memory" in only:
+        print("memory ...", flush=True)
+        ds = daemon_replay(small, empty)
+        if sn and sw:
+            row("RSS at 13.7k series / at 10k label sets (after scrapes)", "≤ 80 MB",
+                f"{sn['rss']:.0f} MB (peak {sn['hwm']:.0f}) / {sw['rss']:.0f} MB (peak {sw['hwm']:.0f} MB)",
+                f"one-shot over {n:,} lines: peak {mt['rss']:.0f} MB" if mt else "")
+        dr = dr or daemon_replay(big, empty)
+        row(f"RSS after {small_n:,} vs {n:,} lines", "constant in file size",
+            f"{ds['rss']:.0f} MB vs {dr['rss']:.0f} MB (peaks {ds['hwm']:.0f} / {dr['hwm']:.0f} MB)")
 
-    print("memory ...", flush=True)
-    ds = daemon_replay(small, empty)
-    row("RSS at 10k series / at 10k label sets (after scrapes)", "≤ 80 MB",
-        f"{sn['rss']:.0f} MB (peak {sn['hwm']:.0f}) / {sw['rss']:.0f} MB (peak {sw['hwm']:.0f} MB)",
-        f"one-shot over {n:,} lines: peak {mt['rss']:.0f} MB" if mt else "")
-    row(f"RSS after {small_n:,} vs {n:,} lines", "constant in file size",
-        f"{ds['rss']:.0f} MB vs {dr['rss']:.0f} MB (peaks {ds['hwm']:.0f} / {dr['hwm']:.0f} MB)")
+    if "callback" in only:
+        print("callback overhead ...", flush=True)
+        cb = median_fields([bench_callback.measure(20_000, str(workdir)) for _ in range(runs)])
+        row("callback overhead per LLM call", "p99 ≤ 50 µs",
+            f"p50 {cb['p50']:.1f} µs, p99 {cb['p99']:.1f} µs, p99.9 {cb['p999']:.1f} µs (one open-file write per call)")
 
-    print("callback overhead ...", flush=True)
-    cb = median_fields([bench_callback.measure(20_000, str(workdir)) for _ in range(runs)])
-    row("callback overhead per LLM call", "p99 ≤ 50 µs",
-        f"p50 {cb['p50']:.1f} µs, p99 {cb['p99']:.1f} µs, p99.9 {cb['p999']:.1f} µs (one open-file write per call)")
+    if "litellm" in only:
+        print("LiteLLM StandardLoggingPayload format ...", flush=True)
+        litellm_file = generate_file(workdir / f"litellm-{small_n}.jsonl", small_n, "litellm")
+        ll_limit = timed(bare_orjson, litellm_file, runs)
+        ll_mb = ll_limit["mb"]
+        limit_text = f"bare orjson {small_n / ll_limit['cpu']:,.0f} lines/s, {ll_mb / ll_limit['cpu']:.0f} MB/s"
+        if "litellm" in FORMATS:
+            ll = timed(lambda p: exporter_read(p, "litellm"), litellm_file, runs)
+            row("LiteLLM payload format (~5 KB lines)", "≥ 150k lines/s",
+                f"{ll['lines'] / ll['cpu']:,.0f} lines/s CPU, {ll_mb / ll['cpu']:.0f} MB/s ({limit_text})")
+        else:
+            row("LiteLLM payload format (~5 KB lines)", "≥ 150k lines/s", f"n/a (format not present); {limit_text}")
 
-    print("LiteLLM StandardLoggingPayload format ...", flush=True)
-    ll_limit = timed(bare_orjson, litellm_file, runs)
-    ll_mb = ll_limit["mb"]
-    limit_text = f"bare orjson {small_n / ll_limit['cpu']:,.0f} lines/s, {ll_mb / ll_limit['cpu']:.0f} MB/s"
-    if "litellm" in FORMATS:
-        ll = timed(lambda p: exporter_read(p, "litellm"), litellm_file, runs)
-        row("LiteLLM payload format (~5 KB lines)", "≥ 150k lines/s",
-            f"{ll['lines'] / ll['cpu']:,.0f} lines/s CPU, {ll_mb / ll['cpu']:.0f} MB/s ({limit_text})")
-    else:
-        row("LiteLLM payload format (~5 KB lines)", "≥ 150k lines/s", f"n/a (format not present); {limit_text}")
-
-    if args.profile:
+    if args.profile and "replay" in only:
         print(profile_replay(small))
 
     print()

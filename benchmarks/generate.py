@@ -5,6 +5,7 @@ calls; the same seed always gives the same bytes, so benchmark runs compare like
 
     python benchmarks/generate.py -n 1000000 -o /tmp/usage.jsonl
     python benchmarks/generate.py --format litellm -n 100000 -o /tmp/litellm.jsonl
+    python benchmarks/generate.py -n 450000 --days 90 --tenants 24 --models 8 -o /tmp/90d.jsonl
 
 ``--format litellm`` writes LiteLLM StandardLoggingPayload lines (~5 KB each) built from the five
 real payloads in ``litellm-1.109.1_standard_logging_object.trimmed.jsonl`` (success, 500, 429, stream,
@@ -35,11 +36,20 @@ ERRORS = ["rate_limit", "timeout", "server_error", "bad_request", "context_windo
 START_TS = 1_795_000_000.0
 
 
-def events(n: int, seed: int = 42, start: float = START_TS, spacing: float = 0.05) -> Iterator[dict]:
+def pick_models(count: int) -> list[tuple[str, str]]:
+    """``count`` models spread over the providers (all 20 by default)."""
+    count = min(count, len(MODELS))
+    return [MODELS[i * len(MODELS) // count] for i in range(count)]
+
+
+def events(n: int, seed: int = 42, start: float = START_TS, spacing: float = 0.05, tenants: int = 50,
+           models: int = 20) -> Iterator[dict]:
+    """``n`` request lines ``spacing`` seconds apart from ``start``, over ``tenants`` × ``models``."""
     rng = random.Random(seed)
-    tenants = rng.choices(TENANTS, TENANT_WEIGHTS, k=min(n, 100_000))
+    chosen = pick_models(models)
+    names = rng.choices(TENANTS[:tenants], TENANT_WEIGHTS[:tenants], k=min(n, 100_000))
     for i in range(n):
-        provider, model = MODELS[rng.randrange(len(MODELS))]
+        provider, model = chosen[rng.randrange(len(chosen))]
         failed = rng.random() < 0.02
         stream = rng.random() < 0.1
         prompt = 0 if failed else rng.randint(10, 8000)
@@ -55,7 +65,7 @@ def events(n: int, seed: int = 42, start: float = START_TS, spacing: float = 0.0
             "call_id": f"call-{seed}-{i}",
             "model": model,
             "provider": provider,
-            "tenant_id": tenants[i % len(tenants)],
+            "tenant_id": names[i % len(names)],
             "status": "failure" if failed else "success",
             "error_type": rng.choice(ERRORS) if failed else None,
             "duration_s": duration,
@@ -107,8 +117,9 @@ def litellm_payloads(n: int, seed: int = 42) -> Iterator[dict]:
         yield slo
 
 
-def write(path: str, n: int, seed: int = 42, fmt: str = "native") -> None:
-    source = litellm_payloads(n, seed) if fmt == "litellm" else events(n, seed)
+def write(path: str, n: int, seed: int = 42, fmt: str = "native", **shape: object) -> None:
+    """``shape``: ``start``, ``spacing``, ``tenants``, ``models`` of ``events`` (native lines)."""
+    source = litellm_payloads(n, seed) if fmt == "litellm" else events(n, seed, **shape)  # type: ignore[arg-type]
     with open(path, "w", encoding="utf-8") as out:
         for event in source:
             out.write(json.dumps(event, separators=(",", ":")) + "\n")
@@ -120,8 +131,15 @@ def main() -> None:
     parser.add_argument("-o", "--output", default="-", help="output file (- for stdout)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--format", choices=["native", "litellm"], default="native")
+    parser.add_argument("--days", type=float, help="spread the lines evenly over this many days (native)")
+    parser.add_argument("--start", type=float, default=START_TS, help="epoch seconds of the first line")
+    parser.add_argument("--tenants", type=int, default=50, help="distinct tenants (at most 50)")
+    parser.add_argument("--models", type=int, default=20, help="distinct models (at most 20)")
     args = parser.parse_args()
-    write("/dev/stdout" if args.output == "-" else args.output, args.n, args.seed, args.format)
+    shape = {"start": args.start, "tenants": args.tenants, "models": args.models}
+    if args.days:
+        shape["spacing"] = args.days * 86400 / args.n
+    write("/dev/stdout" if args.output == "-" else args.output, args.n, args.seed, args.format, **shape)
 
 
 if __name__ == "__main__":

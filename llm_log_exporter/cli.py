@@ -357,11 +357,22 @@ def _inputs_error(err: Exception) -> click.BadParameter:
     return click.BadParameter(str(err), param_hint="FILE...")
 
 
+def _step(ctx: click.Context, param: click.Parameter, value: str) -> float | None:
+    return None if value == "auto" else _duration(ctx, param, value)
+
+
 @main.command(context_settings={"auto_envvar_prefix": ENV_PREFIX})
 @click.argument("inputs", nargs=-1, required=True, metavar="FILE...")
-@click.option("-o", "--output", required=True, metavar="PATH", help="OpenMetrics file to write ('-' for stdout).")
-@click.option("--step", default="60s", callback=_duration, metavar="DURATION",
-              help="Event time between two samples of a series (whole seconds).")
+@click.option("-o", "--output", metavar="PATH", help="OpenMetrics file to write ('-' for stdout, a device or FIFO "
+              "is written to directly).")
+@click.option("--tsdb", "tsdb", type=click.Path(file_okay=False), metavar="DATA_DIR",
+              help="Write Prometheus TSDB blocks into DATA_DIR (runs promtool from PATH, one 2 h window at a time).")
+@click.option("--step", default="auto", callback=_step, metavar="DURATION",
+              help="Event time between two change samples of a series (whole seconds); auto: 60s for histories "
+                   "up to 7 days, the lookback (5m) beyond.")
+@click.option("--lookback", default="5m", callback=_duration, metavar="DURATION",
+              help="Prometheus' --query.lookback-delta: an unchanged series is written again before its last "
+                   "sample is this old, so instant queries always find it.")
 @window_options
 @click.option("--until-now", is_flag=True,
               help="Sample up to the present and do not warn about recent events (no live exporter covers them).")
@@ -372,48 +383,68 @@ def _inputs_error(err: Exception) -> click.BadParameter:
 @click.option("--label", "labels", multiple=True, callback=_labels, metavar="NAME=VALUE",
               help="Add this label to every series (e.g. the job and instance of your live scrape); repeatable.")
 @click.option("--buffer-mb", default=256, type=click.IntRange(1), help="Memory for samples before they spill to disk.")
-@click.option("--spool-dir", type=click.Path(file_okay=False), help="Directory for spilled samples [default: TMPDIR].")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary (warnings still go to stderr).")
+@click.option("--spool-dir", type=click.Path(file_okay=False), help="Directory for spilled samples and TSDB windows "
+              "[default: TMPDIR].")
+@click.option("--jobs", default=os.cpu_count() or 1, type=click.IntRange(1, 64),
+              help="promtool processes at once with --tsdb.")
+@click.option("--force", is_flag=True, help="Go on even when the estimate says the backfill does not fit the disk.")
+@click.option("-q", "--quiet", is_flag=True, help="No estimate, progress bar or summary (warnings still go to stderr).")
 @value_options
-def replay(inputs: tuple[str, ...], output: str, quiet: bool, step: float, start: float | None, end: float | None,
-           until_now: bool, live_range: float, max_reorder: float, labels: dict[str, str], buffer_mb: int,
-           spool_dir: str | None, **options: object) -> None:
-    """Replay usage logs into an OpenMetrics file for Prometheus backfilling.
+def replay(inputs: tuple[str, ...], output: str | None, tsdb: str | None, quiet: bool, step: float | None,
+           lookback: float, start: float | None, end: float | None, until_now: bool, live_range: float,
+           max_reorder: float, labels: dict[str, str], buffer_mb: int, spool_dir: str | None, jobs: int,
+           force: bool, **options: object) -> None:
+    """Replay usage logs into Prometheus: TSDB blocks (--tsdb) or an OpenMetrics file (-o).
 
     FILE... are files, directories, globs or - (stdin), gzip-compressed or not, in any supported
-    format. Counts exactly as the live exporter does (same options, same code). Then:
+    format. Counts exactly as the live exporter does (same options, same code). It first estimates
+    the backfill (series, samples, bytes, time) and refuses one that would not fit the disk.
 
     \b
-      promtool tsdb create-blocks-from openmetrics OUTPUT DATA_DIR
+      llm-log-exporter replay logs/ --tsdb /var/lib/prometheus/data --end 2025-11-01
+      llm-log-exporter replay logs/ -o backfill.om  # then: promtool tsdb create-blocks-from openmetrics
 
     See docs/replay.md for the whole recipe and how not to overlap live data.
     """
     from llm_log_exporter.aggregate.budgets import BudgetError
-    from llm_log_exporter.daemon import Config, build_history
-    from llm_log_exporter.history.commands import run_replay
-    from llm_log_exporter.history.replay import ReplayOptions
+    from llm_log_exporter.daemon import Config, build_history, build_usage
+    from llm_log_exporter.history.commands import Refused, ReplayTarget, Stopped, run_replay
+    from llm_log_exporter.history.replay import MAX_LOOKBACK, ReplayOptions
     from llm_log_exporter.history.sources import InputError
+    from llm_log_exporter.history.tsdb import TsdbError
 
+    if (output is None) == (tsdb is None):
+        raise click.UsageError("give either -o FILE (OpenMetrics) or --tsdb DATA_DIR (blocks)")
     if until_now and end is not None:
         raise click.UsageError("--until-now and --end exclude each other")
     if quiet:  # warnings only: no progress, no summary, no informational log lines
         logging.getLogger("llm_log_exporter").setLevel(logging.WARNING)
     if start is not None and end is not None and start >= end:
         raise click.UsageError("--start must be before --end")
+    if not 1 <= lookback <= MAX_LOOKBACK or lookback != int(lookback):
+        raise click.BadParameter(f"whole seconds from 1s to {MAX_LOOKBACK // 3600}h", param_hint="--lookback")
     config = Config(files=[], **{k: v for k, v in options.items() if v is not None})  # type: ignore[arg-type]
     replay_options = ReplayOptions(
-        step=int(step), start=start, end=end, until_now=until_now, live_range=live_range, max_reorder=max_reorder,
-        labels=labels, run_bytes=buffer_mb << 20, spool_dir=spool_dir,
+        step=int(step or 0), start=start, end=end, until_now=until_now, live_range=live_range,
+        max_reorder=max_reorder, labels=labels, run_bytes=buffer_mb << 20, spool_dir=spool_dir,
+        lookback=int(lookback),
     )
+    target = ReplayTarget(output=output, tsdb=tsdb, jobs=jobs, force=force)
     try:
         store, ingestor, collector = build_history(config)
-        run_replay(inputs, output, store, ingestor, collector, config.max_line_bytes, replay_options, quiet)
+        run_replay(inputs, target, store, ingestor, collector, config.max_line_bytes, replay_options,
+                   int(step) if step else None, quiet, scratch_usage=lambda: build_usage(config))
     except InputError as err:
         raise _inputs_error(err) from None
     except BudgetError as err:
         raise click.BadParameter(str(err), param_hint="--budgets") from None
+    except (Refused, TsdbError) as err:
+        raise click.ClickException(str(err)) from None
+    except Stopped as stop:
+        click.echo(f"replay: stopped by {stop}; its temporary files were removed", err=True)
+        sys.exit(128 + stop.signum)
     except OSError as err:
-        raise click.ClickException(f"replay: {err.strerror or err}: {err.filename or output}") from None
+        raise click.ClickException(f"replay: {err.strerror or err}: {err.filename or output or tsdb}") from None
 
 
 @main.command()

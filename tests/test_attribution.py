@@ -121,3 +121,24 @@ def test_report_by_an_attribution_label(tmp_path: Path) -> None:
     assert rows == {"alpha": (2, 8.5), "beta": (2, 0.25), "": (1, 1.0), "gamma": (1, 2.0), "delta": (1, 4.0)}
     typo = CliRunner().invoke(main, ["report", str(log), "--by", "projcet"])
     assert typo.exit_code == 2 and "projcet" in typo.output
+
+
+def test_replay_carries_extra_labels_and_the_otel_names(tmp_path: Path) -> None:
+    import gzip
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    log = project_log(tmp_path / "u.jsonl")
+    out = tmp_path / "out.om"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "llm_log_exporter", "replay", str(log), "-o", str(out),
+                           "--extra-label", "project", "--naming", "otel", "--quiet"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    data = out.read_bytes()
+    text = (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data).decode()
+    assert 'llm_cost_usd_total{tenant_id="",provider="p",model="m",project="alpha"} 8.5' in text
+    assert 'gen_ai_client_token_usage_count{gen_ai_operation_name="chat",gen_ai_provider_name="p",' \
+           'gen_ai_request_model="m",error_type="",tenant_id="",project="alpha",gen_ai_token_type="input"} 2' in text

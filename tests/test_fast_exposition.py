@@ -1,25 +1,45 @@
-"""The fast text renderer gives exactly prometheus-client's bytes, for our families and any others."""
+"""The renderer gives exactly prometheus-client's bytes, in every negotiated format, scrape after scrape.
+
+Its caches (series lines, chunks, compressed chunks) must never show a stale value: each test renders
+sequences of changing states through one renderer and compares every scrape with prometheus-client's
+own encoder over the same families.
+"""
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
-import urllib.request
+import zlib
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import generate_latest
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.registry import CollectorRegistry
+from prometheus_client.samples import Exemplar, Timestamp
 from prometheus_client.utils import floatToGoString
 
 from llm_log_exporter.daemon import Config, Exporter
 from llm_log_exporter.exposition.collector import FamilyCollector, store_owners
-from llm_log_exporter.exposition.text import CounterRows, HistogramRows, format_value, render_text
-from tests.helpers import FIXTURES, ExporterProcess, parse_exposition
+from llm_log_exporter.exposition.render import OPENMETRICS, TEXT, Renderer, negotiate, render_text
+from llm_log_exporter.exposition.text import CounterRows, GaugeRows, HistogramRows, format_value
+from tests.helpers import FIXTURES, append, parse_exposition, request_line
 
-HOSTILE = ['say "hi"', "back\\slash", "new\nline", "ünïcödé ✓", "", "__other__", "a,b=c}{", "\\n"]
+HOSTILE = ['say "hi"', "back\\slash", "new\nline", "ünïcödé ✓", "", "__other__", "a,b=c}{", "\\n", "# EOF"]
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+                     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+ACCEPTS = [
+    PROMETHEUS_ACCEPT,
+    "text/plain; version=0.0.4",
+    "*/*",
+    "application/openmetrics-text; version=1.0.0; escaping=allow-utf-8",
+    "application/openmetrics-text; version=1.0.0; escaping=dots",
+    "text/plain; version=1.0.0; escaping=values",
+    "text/plain; version=1.0.0; escaping=allow-utf-8",
+]
 
 
 class _Static:
@@ -37,7 +57,7 @@ def _usage_registry(exporter: Exporter) -> CollectorRegistry:
     return registry
 
 
-def test_exporter_families_render_identically(tmp_path) -> None:
+def _hostile_log(tmp_path) -> str:
     lines = (FIXTURES / "sample.jsonl").read_text().splitlines()
     for i, tenant in enumerate(HOSTILE):
         event = json.loads(lines[i])
@@ -45,61 +65,134 @@ def test_exporter_families_render_identically(tmp_path) -> None:
         lines.append(json.dumps(event))
     path = tmp_path / "usage.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    exporter = Exporter(Config(files=[str(path)], poll=True))
+    return str(path)
+
+
+def test_exporter_families_render_like_prometheus_client_in_every_format(tmp_path) -> None:
+    path = _hostile_log(tmp_path)
+    exporter = Exporter(Config(files=[path], poll=True))
+    renderer = Renderer()
     try:
         exporter.tailer.poll_once()
         exporter.store.ready.set()
         registry = _usage_registry(exporter)
-        fast = render_text(registry)
-        assert fast == generate_latest(registry)
-        assert b'tenant_id="say \\"hi\\""' in fast and b'tenant_id="back\\\\slash"' in fast
-        assert b"llm_time_to_first_token_seconds_bucket{" in fast
+        for accept in ACCEPTS:
+            fmt = negotiate(accept)
+            assert renderer.render(registry, fmt) == fmt.encoder(registry), accept
+        text = renderer.render(registry, TEXT)
+        assert b'tenant_id="say \\"hi\\""' in text and b'tenant_id="back\\\\slash"' in text
+        assert b"llm_time_to_first_token_seconds_bucket{" in text
+        # new lines arrive: the same renderer shows them (and only cached lines that did not change)
+        with open(path, "a") as f:
+            f.write((FIXTURES / "sample.jsonl").read_text())
+        exporter.tailer.poll_once()
+        for accept in ACCEPTS:
+            fmt = negotiate(accept)
+            assert renderer.render(registry, fmt) == fmt.encoder(registry), accept
         # the full registry (process and platform collectors interleaved) parses to the same series
-        assert parse_exposition(render_text(exporter.registry).decode()).keys() == parse_exposition(
-            generate_latest(exporter.registry).decode()
-        ).keys()
+        full = renderer.render(exporter.registry, TEXT).decode()
+        assert parse_exposition(full).keys() == parse_exposition(generate_latest(exporter.registry).decode()).keys()
     finally:
         exporter.tailer.close()
 
 
-def _pair(rows: list[tuple[str, str, float]], hist_sum: float | None, les: list[str]) -> tuple[list, list]:
-    """The same data as row families and as prometheus-client families."""
-    ours = [CounterRows("x_requests_total", 'doc with \\ and\nnewline "q"', labels=["zeta", "alpha"]),
-            HistogramRows("x_seconds", "h", labels=["tenant", "a"]),
-            CounterRows("x_plain", "no labels", labels=[])]
-    theirs = [CounterMetricFamily("x_requests_total", 'doc with \\ and\nnewline "q"', labels=["zeta", "alpha"]),
+# ----------------------------------------------------------------- any rows, any format, several scrapes
+
+labels = st.sampled_from(["a", "b", 'q"', "x\\y", "n\nl", "ü", ""])  # few values: series recur between scrapes
+values = st.one_of(st.sampled_from([0.0, -0.0, 1.0, 2, math.inf, -math.inf, math.nan, 1e6, 123456789.0]),
+                   st.floats(allow_nan=False, min_value=-1e20, max_value=1e20), st.integers(-(10**18), 10**18))
+exemplars = st.one_of(st.none(), st.builds(
+    Exemplar, st.dictionaries(st.sampled_from(["trace_id", "span_id"]), st.text(max_size=8), max_size=2),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=0, max_value=1e6),
+    st.one_of(st.none(), st.floats(min_value=0, max_value=2e9))))
+scrape = st.fixed_dictionaries({
+    "counters": st.dictionaries(st.tuples(labels, labels), st.tuples(values, exemplars), max_size=6),
+    "gauges": st.dictionaries(labels, values, max_size=3),
+    "histograms": st.dictionaries(st.tuples(labels, labels), st.tuples(
+        st.lists(st.integers(0, 5), min_size=4, max_size=4), st.one_of(st.none(), st.floats(0, 1e12)),
+        st.one_of(st.none(), st.lists(exemplars, min_size=4, max_size=4))), max_size=4),
+    "plain": values,
+})
+
+
+def _families(state: dict, les: list[str], from_records: bool) -> tuple[list, list]:
+    """The same data as row families (rows added, or made from records) and as prometheus-client families."""
+    doc = 'doc with \\ and\nnewline "q"'
+    ours = [CounterRows("x_requests_total", doc, labels=["zeta", "alpha"]), GaugeRows("x_gauge", "g", labels=["l"]),
+            HistogramRows("x_seconds", "h", labels=["tenant", "a"], les=les), CounterRows("x_plain", "p", labels=[])]
+    theirs = [CounterMetricFamily("x_requests_total", doc, labels=["zeta", "alpha"]),
+              GaugeMetricFamily("x_gauge", "g", labels=["l"]),
               HistogramMetricFamily("x_seconds", "h", labels=["tenant", "a"]),
-              CounterMetricFamily("x_plain", "no labels", labels=[])]
-    for a, b, value in rows:
-        for fams in (ours, theirs):
-            fams[0].add_metric([a, b], value)
-            buckets = [(le, abs(value) + i) for i, le in enumerate(les)]
-            fams[1].add_metric([a, b], buckets, hist_sum)
+              CounterMetricFamily("x_plain", "p", labels=[])]
+    for key, (value, exemplar) in state["counters"].items():
+        ours[0].add_metric(key, value, exemplar)
+        theirs[0].add_metric(key, value, exemplar=exemplar)
+    for key, value in state["gauges"].items():
+        for fam in (ours[1], theirs[1]):
+            fam.add_metric([key], value)
+    for key, (counts, sum_value, bucket_exemplars) in state["histograms"].items():
+        ours[2].add_metric(key, counts, sum_value, bucket_exemplars)
+        cumulative = [sum(counts[:i + 1]) for i in range(len(counts))]
+        triples = [(le, n, *([bucket_exemplars[i]] if bucket_exemplars and bucket_exemplars[i] else []))
+                   for i, (le, n) in enumerate(zip(les, cumulative, strict=True))]
+        theirs[2].add_metric(key, triples, sum_value)
     for fams in (ours, theirs):
-        fams[2].add_metric([], 7.0)
+        fams[3].add_metric([], state["plain"])
+    if from_records:  # as the collector makes them: rows from records, skipped when a range is unchanged
+        counters = [(key, [value, exemplar]) for key, (value, exemplar) in state["counters"].items()]
+        ours[0].from_records(counters, lambda key, values: [(key, *values)])
+        histograms = [(key, [list(counts), sum_value, exemplars])
+                      for key, (counts, sum_value, exemplars) in state["histograms"].items()]
+        ours[2].from_records(histograms, lambda key, values: [(key, *values)] if sum(values[0]) else [])
+        theirs[2] = HistogramMetricFamily("x_seconds", "h", labels=["tenant", "a"])
+        for key, (counts, sum_value, bucket_exemplars) in state["histograms"].items():
+            if sum(counts):
+                cumulative = [sum(counts[:i + 1]) for i in range(len(counts))]
+                theirs[2].add_metric(key, [(le, n, *([bucket_exemplars[i]] if bucket_exemplars and
+                                                    bucket_exemplars[i] else []))
+                                           for i, (le, n) in enumerate(zip(les, cumulative, strict=True))], sum_value)
     return ours, theirs
 
 
-labels = st.text(max_size=12)
-values = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**18), 10**18))
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    rows=st.lists(st.tuples(labels, labels, values), max_size=6),
-    hist_sum=st.one_of(st.none(), st.floats(min_value=0, max_value=1e12)),
-    negative_first=st.booleans(),
-)
-def test_row_families_match_prometheus_client(rows, hist_sum, negative_first) -> None:
+@settings(max_examples=75, deadline=None)
+@given(states=st.lists(scrape, min_size=1, max_size=4), negative_first=st.booleans(),
+       accept=st.sampled_from(ACCEPTS), chunk_bytes=st.sampled_from([1, 64, 16_384]), from_records=st.booleans())
+def test_row_families_match_prometheus_client_scrape_after_scrape(states, negative_first, accept, chunk_bytes,
+                                                                  from_records) -> None:
     les = ["-1.0" if negative_first else "0.1", "2.5", "1e+06", "+Inf"]
-    ours, theirs = _pair(rows, hist_sum, les)
-    # interleave a foreign family to exercise the fallback path in the middle of row families
-    gauge = GaugeMetricFamily("x_gauge", "g", labels=["l"])
-    gauge.add_metric(["v"], 1.5)
-    fast = render_text(_Static([ours[0], gauge, *ours[1:]]))
-    assert fast == generate_latest(_Static([theirs[0], gauge, *theirs[1:]]))
-    # samples built on demand serve every other consumer (OpenMetrics here) unchanged
-    assert generate_openmetrics(_Static(ours)) == generate_openmetrics(_Static(theirs))
+    fmt = negotiate(accept)
+    renderer = Renderer(chunk_bytes=chunk_bytes)
+    foreign = GaugeMetricFamily("x_foreign", "not a row family", labels=["l"])
+    foreign.add_metric(["v"], 1.5)
+    for state in states:
+        ours, theirs = _families(state, les, from_records)
+        expected = fmt.encoder(_Static([theirs[0], foreign, *theirs[1:]]))
+        assert renderer.render(_Static([ours[0], foreign, *ours[1:]]), fmt) == expected
+        compressed = renderer.render(_Static([ours[0], foreign, *ours[1:]]), fmt, gzip=True)
+        assert gzip.decompress(compressed) == expected
+        # one gzip member, as a strict single-member reader (Go's, curl's) sees it
+        member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        assert member.decompress(compressed) == expected and member.eof and not member.unused_data
+        # samples built on demand serve every other consumer (replay's backfill) unchanged
+        assert [f.samples for f in ours] == [f.samples for f in theirs]
+
+
+def test_openmetrics_carries_exemplars_the_text_format_leaves_out() -> None:
+    counter = CounterRows("x_cost_usd", "c", labels=["tenant_id"])
+    counter.add_metric(["acme"], 0.25, Exemplar({"trace_id": "abc"}, 0.25, 1700000000.5))
+    histogram = HistogramRows("x_seconds", "h", labels=["tenant_id"], les=["0.5", "+Inf"])
+    histogram.add_metric(["acme"], [1, 0], 0.3, [Exemplar({"trace_id": "abc"}, 0.3), None])
+    renderer = Renderer()
+    om = renderer.render(_Static([counter, histogram]), OPENMETRICS).decode()
+    families = {f.name: f for f in parse_openmetrics(om)}
+    [cost] = families["x_cost_usd"].samples
+    assert cost.exemplar == Exemplar({"trace_id": "abc"}, 0.25, Timestamp(1700000000, 500_000_000))
+    buckets = [s for s in families["x_seconds"].samples if s.name == "x_seconds_bucket"]
+    assert [s.exemplar for s in buckets] == [Exemplar({"trace_id": "abc"}, 0.3), None]
+    text = renderer.render(_Static([counter, histogram]), TEXT).decode()
+    assert "trace_id" not in text and "x_cost_usd_total" in text
+    with pytest.raises(ValueError):
+        GaugeRows("x_gauge", "g", labels=[]).add_metric([], 1.0, Exemplar({}, 1.0))
 
 
 @given(st.one_of(st.floats(), st.integers(-(10**30), 10**30)))
@@ -110,23 +203,6 @@ def test_format_value_is_float_to_go_string(value) -> None:
 def test_format_value_edges() -> None:
     for value in (0, -0.0, 999_999.9999, 1e6, 1234567.0, 1e16, 1.5e16, math.inf, -math.inf, math.nan, 5e-324):
         assert format_value(value) == floatToGoString(value), value
-
-
-def test_daemon_serves_fast_text_and_openmetrics(tmp_path) -> None:
-    """Through the real daemon: the text format parses to the usual series; OpenMetrics still negotiates."""
-    path = tmp_path / "usage.jsonl"
-    path.write_text((FIXTURES / "sample.jsonl").read_text())
-    with ExporterProcess(["--file", str(path)]) as proc:
-        proc.wait_ready()
-        samples = proc.scrape()
-        assert sum(v for (name, _), v in samples.items() if name == "llm_requests_total") == 60
-        request = urllib.request.Request(
-            f"{proc.url}/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            body = reply.read().decode()
-            assert reply.headers["Content-Type"].startswith("application/openmetrics-text")
-        assert body.endswith("# EOF\n") and "llm_request_duration_seconds_bucket{" in body
 
 
 def test_render_restores_the_collector_state() -> None:
@@ -143,3 +219,46 @@ def test_render_restores_the_collector_state() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_unchanged_records_are_handed_over_as_the_same_objects_and_changed_ones_anew(tmp_path) -> None:
+    path = tmp_path / "usage.jsonl"
+    path.write_bytes(b"".join(request_line(model=f"m{i}", tokens=i + 1) for i in range(3)))
+    exporter = Exporter(Config(files=[str(path)], poll=True))
+    exporter.tailer.poll_once()
+    usage = exporter.store.usage
+    copies: dict = {}
+    first = usage.copy_records(copies)
+    again = usage.copy_records(copies)
+    assert again == first and all(a is b for a, b in zip(again, first, strict=True))
+    append(path, request_line(model="m1", tokens=5))
+    exporter.tailer.poll_once()
+    exporter.tailer.close()
+    second = usage.copy_records(copies)
+    assert [a is b for a, b in zip(second, first, strict=True)] == [True, False, True]
+    assert second[1][1] != first[1][1] and second == usage.copy_records()  # a fresh copy of the changed one
+
+
+def test_gzip_past_its_compression_budget_sends_new_chunks_stored_and_compresses_them_on_a_later_scrape(
+        tmp_path) -> None:
+    path = tmp_path / "usage.jsonl"
+    path.write_bytes(b"".join(request_line(model=f"m{i}", tokens=i + 1, tenant_id=f"t{i % 7}", duration_s=0.3)
+                              for i in range(300)))
+    exporter = Exporter(Config(files=[str(path)], poll=True))
+    exporter.tailer.poll_once()
+    exporter.store.ready.set()
+    registry = _usage_registry(exporter)
+    renderer = Renderer(chunk_bytes=512, gzip_share=0.0)  # no time to compress anything not compressed yet
+    first = renderer.render(registry, OPENMETRICS, gzip=True)  # the first scrape compresses everything
+    append(path, b"".join(request_line(model=f"m{i}", tokens=2, tenant_id=f"t{i % 7}") for i in range(0, 300, 3)))
+    exporter.tailer.poll_once()
+    exporter.tailer.close()
+    plain = renderer.render(registry, OPENMETRICS)
+    churned = renderer.render(registry, OPENMETRICS, gzip=True)
+    renderer.gzip_share = 1e9  # a scraper that comes back later: time enough to compress what stayed
+    settled = renderer.render(registry, OPENMETRICS, gzip=True)
+    for body in (churned, settled):  # one valid gzip member either way, as a strict reader sees it
+        member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        assert member.decompress(body) == plain and member.eof and not member.unused_data
+    assert gzip.decompress(first) != plain  # the counts moved
+    assert len(settled) < len(churned) / 2 and len(churned) > len(plain) / 2

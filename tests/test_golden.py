@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 
 import pytest
-from prometheus_client.exposition import choose_encoder
 
 from tests.helpers import FIXTURES, ROOT
 from tests.history import HISTORY, run_cli
@@ -66,17 +65,14 @@ _VARYING = re.compile(rb"^(process_|python_|llm_exporter_build_info|# (HELP|TYPE
 def _metrics(files: list[Path], accept: str, **config: object) -> bytes:
     """One in-process read of ``files`` and one scrape body, with the machine-dependent lines left out
     (process and Python info, the build info) and the followed paths made relative to the checkout."""
-    from prometheus_client.exposition import generate_latest
-
     from llm_log_exporter.daemon import Config, Exporter
-    from llm_log_exporter.exposition.text import render_text
+    from llm_log_exporter.exposition.render import Renderer, negotiate
 
     exporter = Exporter(Config(files=[str(p) for p in files], poll=True, prices=PRICES, **config))  # type: ignore[arg-type]
     try:
         exporter.tailer.poll_once()
         exporter.store.ready.set()
-        encoder, _ = choose_encoder(accept)
-        body = (render_text if encoder is generate_latest else encoder)(exporter.registry)
+        body = Renderer().render(exporter.registry, negotiate(accept))  # what the server sends
     finally:
         exporter.tailer.close()
     lines = [line for line in body.splitlines(keepends=True) if not _VARYING.match(line)]

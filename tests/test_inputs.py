@@ -88,10 +88,12 @@ def test_truncated_gzip_keeps_what_was_read_and_reports(tmp_path: Path) -> None:
     assert reader.error and "EOFError" in reader.error
 
 
-def test_unreadable_file_is_an_error_of_that_source(tmp_path: Path) -> None:
+def test_a_file_that_cannot_be_read_stops_the_command(tmp_path: Path) -> None:
+    """A partial history must not pass for a complete one: a file gone between listing and reading
+    (or unreadable) raises, it is not skipped."""
     path = tmp_path / "gone.jsonl"
     path.write_text("{}\n")
     src = source(path)
     path.unlink()
-    reader = Reader(src)
-    assert lines_of(reader) == [] and "cannot open" in (reader.error or "")
+    with pytest.raises(InputError, match=r"gone\.jsonl: cannot read: No such file"):
+        lines_of(Reader(src))

@@ -112,3 +112,93 @@ def test_missing_model_rejected() -> None:
 def test_unknown_format_name() -> None:
     with pytest.raises(ValueError, match="unknown format"):
         get_parser("nope")
+
+
+# --- the fast path: every well-formed line, the same result as the field-by-field path ---------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from llm_log_exporter.parsers import _fields  # noqa: E402
+
+
+def slow(obj: dict) -> list:
+    """The field-by-field path alone (what names a rejection)."""
+    fast = native._fast_request
+    native._fast_request = lambda obj: None
+    try:
+        return native.parse(obj)
+    finally:
+        native._fast_request = fast
+
+
+@pytest.mark.parametrize("line", [
+    {"v": 1, "model": "m"},  # the smallest line
+    {"v": 1, "event": "request", "model": "m", "ts": "2026-11-23T12:00:00Z", "prompt_tokens": 3},  # RFC 3339
+    {"v": 1, "model": "m", "ts": 1795342584, "duration_s": 2, "cost_usd": 0},  # ints where floats go
+    {"v": 1, "model": "m", "status": "failure", "error_type": "rate_limit", "duration_s": 0.5},
+    {"v": 1, "model": "m", "status": "failure", "error_type": "a gateway's own name"},  # → other
+    {"v": 1, "model": "m", "status": "failure"},  # → other
+    {"v": 1, "model": "m", "stream": True, "ttft_s": 0.2, "provider": None, "tenant_id": None},
+    {**GOOD, "served_model": "gpt-4o-2024-08-06", "tokens_estimated": True, "labels": {"team": "a"}},  # newer keys
+])
+def test_fast_path_takes_every_well_formed_line(line: dict) -> None:
+    fast = native._fast_request(line)
+    assert fast is not None
+    assert [fast] == slow(line) == native.parse(line)
+
+
+KEYS = ["v", "event", "model", "status", "stream", "prompt_tokens", "completion_tokens", "total_tokens",
+        "cached_tokens", "cache_write_tokens", "reasoning_tokens", "duration_s", "ttft_s", "cost_usd", "ts",
+        "call_id", "provider", "tenant_id", "cache_hit", "error_type", "extra"]
+VALUES = (st.none() | st.booleans() | st.integers(-3, 2**54) | st.sampled_from([1, 0, 2**53, 1e11, 1e11 - 1])
+          | st.floats(-1, 2e11, allow_nan=False) | st.sampled_from(["request", "success", "failure", "rate_limit",
+                                                                     "x", "", "2026-11-23T12:00:00Z", "2026-11-23"])
+          | st.lists(st.integers(), max_size=2))
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(st.dictionaries(st.sampled_from(KEYS), VALUES), st.sampled_from([{}, {"v": 1}, {"v": 1, "model": "m"}]))
+def test_fast_path_agrees_with_the_field_by_field_path(obj: dict, base: dict) -> None:
+    obj = {**base, **obj}
+    try:
+        expected = slow(obj)
+    except _fields.InvalidLine as err:
+        expected = err.reason
+    try:
+        fast = native._fast_request(obj)
+    except _fields.InvalidLine as err:
+        assert err.reason == expected
+        return
+    if fast is not None:
+        assert [fast] == expected
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(st.dictionaries(st.sampled_from(KEYS), VALUES), st.sampled_from([{}, {"v": 1}, {"v": 1, "model": "m"}]))
+def test_typed_decoder_agrees_with_orjson_and_the_dict_path(obj: dict, base: dict) -> None:
+    import orjson
+
+    line = orjson.dumps({**base, **obj})
+    fast = native.fast_line(line)
+    if fast is not None:
+        assert fast == native.parse(orjson.loads(line))
+
+
+@pytest.mark.parametrize("line", [
+    b'{"v":1,"model":"m","x":"\\ud800"}',  # orjson: not JSON
+    b'{"v":1,"model":"m","x":"\xff"}',  # invalid UTF-8 in a key nobody reads: still not JSON
+    b'{"v":1,"model":"m","x":' + b"[" * 2000 + b"]" * 2000 + b"}",
+    b'{"v":2,"model":"m","v":1}',  # duplicate keys: the last one counts, as orjson reads it
+    b'{"v":1,"model":"m","status":null}',
+])
+def test_typed_decoder_leaves_every_odd_line_to_the_generic_path(line: bytes) -> None:
+    from llm_log_exporter.parsers import parse_line
+
+    assert native.fast_line(line) is None
+    parse = get_parser("auto")
+    try:
+        events = parse_line(parse, line)
+    except InvalidLine as err:
+        events = err.reason  # type: ignore[assignment]
+    assert events in ("not_json", "bad_field") or events[0].model == "m"

@@ -43,6 +43,12 @@ def last_values(series) -> dict:
     return {key: points[-1][1] for key, points in series.items()}
 
 
+def at(points: list[tuple[int, float]], when: int, lookback: int = 300) -> float | None:
+    """What an instant query at ``when`` sees: the newest sample at or before it, within the lookback."""
+    seen = [value for ts, value in points if when - lookback <= ts <= when]
+    return seen[-1] if seen else None
+
+
 def test_layout_is_valid_and_spilling_changes_nothing() -> None:
     config = Config(files=[], budgets=str(BUDGETS))
     text, result = run(HISTORY_FILES, config)
@@ -92,8 +98,10 @@ def test_sample_at_t_holds_events_before_t_and_series_start_at_zero(tmp_path: Pa
     _, series = read_openmetrics(text)
     m = series[("llm_tokens_total", frozenset({("tenant_id", ""), ("provider", "p"), ("model", "m"),
                                                ("type", "input")}))]
-    assert m[:4] == [(T0, 0.0), (T0 + 60, 1.0), (T0 + 120, 111.0), (T0 + 180, 111.0)]
-    assert m[-1] == (T0 + 660, 111.0)
+    # Changes at their step; an unchanged series again only as often as the 5 min lookback needs.
+    assert m[:4] == [(T0, 0.0), (T0 + 60, 1.0), (T0 + 120, 111.0), (T0 + 420, 111.0)]
+    assert m[-1] == (T0 + 660, 111.0)  # every series ends at the step after the last event
+    assert [at(m, T0 + 60 * i) for i in range(12)] == [0.0, 1.0] + [111.0] * 10
     n = series[("llm_tokens_total", frozenset({("tenant_id", ""), ("provider", "p"), ("model", "n"),
                                                ("type", "input")}))]
     assert n == [(T0 + 600, 0.0), (T0 + 660, 1000.0)]  # a 0 point where the series was absent before
@@ -109,6 +117,7 @@ def test_window_start_counts_history_but_samples_only_from_start(tmp_path: Path)
                                                     ("type", "input")}))]
     assert points[0] == (T0 + 1800, 30.0)  # cumulative from the first line, no 0 point before it
     assert points[-2] == (T0 + 2700, 45.0)
+    assert [at(points, T0 + 1800 + 60 * i) for i in range(16)] == [30.0 + i for i in range(16)]
     assert points[-1] == (T0 + 2730, 46.0)  # the last sample is clamped to --end and holds all before it
     assert result.after_end == 60 - 46
     assert result.warnings == []
@@ -119,7 +128,9 @@ def test_end_fills_samples_up_to_end_and_until_now_up_to_now(tmp_path: Path) -> 
     log.write_text(line(T0 + 1, 5))
     key = ("llm_tokens_total", frozenset({("tenant_id", ""), ("provider", "p"), ("model", "m"), ("type", "input")}))
     _, series = read_openmetrics(run([log], end=T0 + 600)[0])
-    assert [ts for ts, _ in series[key]] == [T0 + 60 * i for i in range(11)]
+    assert [ts for ts, _ in series[key]] == [T0, T0 + 60, T0 + 360, T0 + 600]
+    _, series = read_openmetrics(run([log], end=T0 + 3600)[0])
+    assert [ts for ts, _ in series[key]] == [T0, T0 + 60, *range(T0 + 360, T0 + 3600, 300), T0 + 3600]
     _, series = read_openmetrics(run([log], until_now=True, now=T0 + 300)[0])
     assert series[key][-1] == (T0 + 300, 5.0)
 
@@ -137,13 +148,14 @@ def test_out_of_order_lines_are_sorted_and_late_ones_still_count(
                    + line(T0 + 400, 10000) + line(T0 + 4500, 100000))
     text, result = run([log], max_reorder=300)
     _, series = read_openmetrics(text)
-    points = dict(series[("llm_tokens_total", frozenset({("tenant_id", ""), ("provider", "p"), ("model", "m"),
-                                                         ("type", "input")}))])
+    samples = series[("llm_tokens_total", frozenset({("tenant_id", ""), ("provider", "p"), ("model", "m"),
+                                                     ("type", "input")}))]
+    points = {t: at(samples, t) for t in range(T0, T0 + 4561, 60)}
     assert points[T0 + 120] == 10 and points[T0 + 360] == 11
     assert points[T0 + 420] == 11 and points[T0 + 3960] == 11  # the line at +400 missed its own samples ...
     assert points[T0 + 4020] == 10111  # ... and was counted with the next one, not dropped
     assert points[T0 + 4440] == 11111
-    assert max(points.items()) == (T0 + 4560, 111111)
+    assert samples[-1] == (T0 + 4560, 111111)
     assert result.late == 1
     assert any("--max-reorder" in w for w in result.warnings)
 
@@ -183,8 +195,9 @@ def test_events_without_ts(tmp_path: Path) -> None:
     os.utime(nots, (T0 + 90, T0 + 90))
     text, result = run([log, nots])
     _, series = read_openmetrics(text)
-    points = dict(series[("llm_tokens_total", frozenset({("tenant_id", ""), ("provider", "p"), ("model", "m"),
-                                                         ("type", "input")}))])
+    samples = series[("llm_tokens_total", frozenset({("tenant_id", ""), ("provider", "p"), ("model", "m"),
+                                                     ("type", "input")}))]
+    points = {t: at(samples, t) for t in range(T0, T0 + 301, 60)}
     # The first line takes the first time of its file, the third its predecessor's; the file
     # without any ts sits at its modification time.
     assert points[T0 + 60] == 111 and points[T0 + 120] == 132 and points[T0 + 240] == 1132

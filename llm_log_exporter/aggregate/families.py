@@ -131,7 +131,7 @@ FAMILIES: tuple[Family, ...] = (
     # --- the same, as the OpenTelemetry GenAI semantic conventions name them (--naming otel)
     _otel("client_token_usage", "Tokens per call by type (input, output).",
           Histogram("otel", "tokens", "token_buckets", (("input", "input_tokens"), ("output", "output_tokens"))),
-          "token", ("gen_ai_token_type",)),
+          "", ("gen_ai_token_type",)),
     _otel("client_operation_duration_seconds", "GenAI operation duration in seconds.",
           Histogram("otel", "op_duration", "buckets"), "seconds"),
     _otel("server_time_to_first_token_seconds", "Time to first token of streaming calls, in seconds.",

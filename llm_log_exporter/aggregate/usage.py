@@ -37,7 +37,9 @@ TOKEN_BUCKETS: tuple[float, ...] = tuple(float(4 ** i) for i in range(14))  # 1,
 MAX_LABEL_SETS = 10_000
 
 # Record layout: the scalar slots, then each histogram's sum and count, then each histogram's bucket counts,
-# then the record's own key. Names come from the family table; the constants below are the hot path's.
+# then the record's own key, then its change count (``CHANGES``, not saved: every change to a record bumps it,
+# so a reader keeping copies re-copies only records whose count moved — see ``copy_records``). Names come
+# from the family table; the constants below are the hot path's.
 SLOTS: tuple[str, ...] = record_slots("usage")
 HISTOGRAMS: tuple[str, ...] = tuple(h.name for h in record_histograms("usage"))
 LAYOUT: tuple[str, ...] = (
@@ -57,6 +59,7 @@ DUR_SUM, DUR_COUNT, DUR_BUCKETS = INDEX["duration_sum"], INDEX["duration_count"]
 TTFT_SUM, TTFT_COUNT, TTFT_BUCKETS = INDEX["ttft_sum"], INDEX["ttft_count"], INDEX["ttft_buckets"]
 TPOT_SUM, TPOT_COUNT, TPOT_BUCKETS = INDEX["tpot_sum"], INDEX["tpot_count"], INDEX["tpot_buckets"]
 KEY = INDEX["key"]
+CHANGES = KEY + 1
 
 # --naming otel: records keyed by the OTel labels, holding the convention's histograms only.
 _OTEL_HISTOGRAMS = record_histograms("otel")
@@ -172,7 +175,7 @@ class Usage:
             record = self.records.get(key)
         if record is None:
             record = [0.0] * SCALARS + [[0] * (len(self.bounds[h.bounds]) + 1) for h in _HISTOGRAMS]
-            record.append(key)
+            record += (key, 0)
             self.records[key] = record
             self.breakers.register(key[1])
         if sum(map(len, raw)) <= self._cacheable_length:
@@ -205,6 +208,7 @@ class Usage:
             raw = (*raw, *((labels.get(name, "") for name in self.extra_labels) if labels else
                            ("",) * len(self.extra_labels)))
         rec = self._keys.get(raw) or self._record(raw)
+        rec[CHANGES] += 1
         key = rec[KEY]
         if status == "success":
             rec[REQ_SUCCESS] += 1
@@ -273,6 +277,15 @@ class Usage:
                 rec[at + 1] += 1
                 rec[O_BUCKETS[at]][bisect_left(bounds[bound], observed)] += 1
 
+    def record_of(self, ev: Request) -> list | None:
+        """The record ``ev`` was counted into, when its raw labels are cached (all but very long ones):
+        how replay finds what a step changed without comparing every record."""
+        raw = (ev.tenant_id, ev.provider, ev.model)
+        if self.extra_labels:
+            labels = ev.labels or {}
+            raw = (*raw, *(labels.get(name, "") for name in self.extra_labels))
+        return self._keys.get(raw)
+
     def _failure(self, key: LabelKey, error_type: str, ts: float | None) -> None:
         tenant, provider = key[0], key[1]
         self._bump("provider_errors", (provider, error_type))
@@ -302,9 +315,27 @@ class Usage:
 
     # ----------------------------------------------------------------- reading (under the store's lock)
 
-    def copy_records(self) -> list[tuple[LabelKey, list]]:
-        """Each record's key and values (bucket lists copied): what a scrape renders after the lock is gone."""
-        return [(key, [*rec[:SCALARS], *(list(b) for b in rec[SCALARS:KEY])]) for key, rec in self.records.items()]
+    def copy_records(self, copies: dict[LabelKey, tuple] | None = None) -> list[tuple[LabelKey, list]]:
+        """Each record's key and values (bucket lists copied): what a scrape renders after the lock is gone.
+
+        ``copies`` is the caller's own cache, kept from one call to the next: a record whose change count
+        did not move since it was copied gives the very same ``(key, values)`` pair again, so copying costs
+        only what changed and a reader (the renderer) tells an unchanged record by identity alone.
+        """
+        if copies is None:
+            return [(key, [*rec[:SCALARS], *(list(b) for b in rec[SCALARS:KEY])]) for key, rec in self.records.items()]
+        out = []
+        append = out.append
+        get = copies.get
+        for key, rec in self.records.items():
+            entry = get(key)
+            if entry is None or entry[0] is not rec or entry[1] != rec[CHANGES]:
+                entry = copies[key] = (rec, rec[CHANGES], (key, [*rec[:SCALARS], *(list(b) for b in rec[SCALARS:KEY])]))
+            append(entry[2])
+        if len(copies) > len(out):
+            for key in [key for key in copies if key not in self.records]:
+                del copies[key]
+        return out
 
     def copy_otel_records(self) -> list[tuple[tuple[str, ...], list]]:
         return [(key, [*rec[:OTEL_SCALARS], *(list(b) for b in rec[OTEL_SCALARS:OTEL_KEY])])
@@ -352,7 +383,7 @@ class Usage:
             if len(scalars) != SCALARS or [len(b) for b in buckets] != widths:
                 raise ValueError(f"record {key} has the wrong shape")
             self.records[key] = [*(float(codec.number(v)) for v in scalars),
-                                 *([codec.count(v) for v in b] for b in buckets), key]
+                                 *([codec.count(v) for v in b] for b in buckets), key, 0]
             self.breakers.register(key[1])
         owidth, owidths = len(self.otel_key_labels), [len(self.bounds[h.bounds]) + 1 for h in _OTEL_HISTOGRAMS]
         for row in data["otel_records"]:

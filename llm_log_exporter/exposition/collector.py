@@ -34,7 +34,7 @@ from llm_log_exporter.aggregate.usage import INDEX, OTEL_INDEX, TABLES
 from llm_log_exporter.exposition.text import CounterRows, GaugeRows, HistogramRows
 from llm_log_exporter.tailer import Tailer
 
-Rows = list[tuple[tuple[str, ...], Any]]
+Rows = list[tuple[tuple[str, ...], Any, None]]  # (label values, value, exemplar)
 _INDEX = {"usage": INDEX, "otel": OTEL_INDEX, "files": {slot: i for i, slot in enumerate(FILE_SLOTS)}}
 
 
@@ -59,24 +59,19 @@ def _les(bounds: tuple[float, ...]) -> tuple[str, ...]:
     return tuple(floatToGoString(bound) for bound in (*bounds, float("inf")))
 
 
-def _cumulative(les: tuple[str, ...], counts: list[int]) -> list[tuple[str, float]]:
-    out = []
-    total = 0
-    for le, count in zip(les, counts, strict=True):
-        total += count
-        out.append((le, total))
-    return out
-
-
 def _view_rows(value: Any) -> Rows:
     """A view's value as rows: a number (no labels), or a mapping of label value(s) to numbers."""
     if isinstance(value, dict):
-        return [(key if isinstance(key, tuple) else (key,), v) for key, v in value.items()]
-    return [((), value)]
+        return [(key if isinstance(key, tuple) else (key,), v, None) for key, v in value.items()]
+    return [((), value, None)]
 
 
 def build(family: Family, exposed: str, snap: Snapshot) -> Metric | None:
-    """The family's metric from one owner's snapshot; None when the owner does not show it now."""
+    """The family's rows from one owner's snapshot; None when the owner does not show it now.
+
+    A family reading a collection makes its rows from the records (``from_records``), so a renderer
+    skips unchanged records wholesale; the others get their rows in bulk.
+    """
     read = family.read
     labels = family.labels
     collection = getattr(read, "collection", "")
@@ -85,41 +80,38 @@ def build(family: Family, exposed: str, snap: Snapshot) -> Metric | None:
         labels = (*key_labels, *labels[len(COLLECTION_LABELS[collection]):])
     if family.type == "histogram":
         assert isinstance(read, Histogram)
-        metric: Any = HistogramRows(exposed, family.help, labels)
+        metric: Any = HistogramRows(exposed, family.help, labels, _les(snap.bounds[read.bounds]), family.unit)
         index = _INDEX[read.collection]
-        les = _les(snap.bounds[read.bounds])
-        for extra, name in read.split or (("", read.name),):
-            at_sum, at_count, at_buckets = (index[f"{name}_{part}"] for part in ("sum", "count", "buckets"))
-            for key, values in snap.records[read.collection]:
-                if values[at_count]:
-                    metric.add_metric((*key, extra) if extra else key, _cumulative(les, values[at_buckets]),
-                                      values[at_sum])
+        parts = [(extra, *(index[f"{name}_{part}"] for part in ("sum", "count", "buckets")))
+                 for extra, name in read.split or (("", read.name),)]
+        metric.from_records(snap.records[read.collection], lambda key, values: [
+            ((*key, extra) if extra else key, values[at_buckets], values[at_sum], None)
+            for extra, at_sum, at_count, at_buckets in parts if values[at_count]])
         return metric
-    metric = (CounterRows if family.type == "counter" else GaugeRows)(exposed, family.help, labels)
-    add = metric.add_metric
+    rows = CounterRows if family.type == "counter" else GaugeRows
+    metric = rows(exposed, family.help, labels, unit=family.unit)
     if isinstance(read, Slots):
         index = _INDEX[read.collection]
         slots = [(extra, index[slot]) for extra, slot in read.slots]
-        for key, values in snap.records[read.collection]:
-            for extra, at in slots:
-                value = values[at]
-                if value is not None:
-                    add((*key, extra) if extra else key, value)
+        if len(slots) == 1 and not slots[0][0]:
+            at = slots[0][1]
+            metric.from_records(snap.records[read.collection], lambda key, values: [
+                (key, values[at], None)] if values[at] is not None else [])
+        else:
+            metric.from_records(snap.records[read.collection], lambda key, values: [
+                ((*key, extra) if extra else key, values[at], None) for extra, at in slots if values[at] is not None])
     elif isinstance(read, Keyed):
         at = _INDEX[read.collection][read.slot]
-        for key, values in snap.records[read.collection]:
-            for extra, value in values[at].items():
-                add((*key, extra), value)
+        metric.from_records(snap.records[read.collection], lambda key, values: [
+            ((*key, extra), value, None) for extra, value in values[at].items()])
     elif isinstance(read, Table):
         at = TABLES[read.table].index(read.slot)
-        for key, row in snap.tables[read.table].items():
-            add(key, row[at])
+        metric.rows = [(key, row[at], None) for key, row in snap.tables[read.table].items()]
     elif isinstance(read, View):
         value = snap.views.get(read.name)
         if value is None:
             return None
-        for key, v in _view_rows(value):
-            add(key, v)
+        metric.rows = _view_rows(value)
     return metric
 
 
@@ -159,12 +151,14 @@ def store_owners(store: Store) -> dict[str, Owner]:
         return Snapshot(views={"ready": 1.0 if store.ready.is_set() else 0.0,
                                "build_info": {(__version__, platform.python_version()): 1.0}})
 
+    copies: dict = {}  # usage records as last copied: an unchanged record is handed over as the same object
+
     def usage() -> Snapshot | None:
         if not store.ready.is_set():
             return None
         u = store.usage
         with store.lock:
-            return Snapshot(records={"usage": u.copy_records(), "otel": u.copy_otel_records()},
+            return Snapshot(records={"usage": u.copy_records(copies), "otel": u.copy_otel_records()},
                             tables={name: {key: list(row) for key, row in rows.items()} for name, rows in
                                     u.tables.items()},
                             views=u.views(), bounds=dict(u.bounds),

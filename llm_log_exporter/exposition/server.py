@@ -11,7 +11,6 @@ once — further ones wait in the listen backlog, as with Go's LimitListener.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import io
 import ipaddress
 import logging
@@ -23,11 +22,11 @@ import time
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
-from prometheus_client.exposition import choose_encoder, generate_latest
+from prometheus_client.exposition import gzip_accepted
 from prometheus_client.registry import CollectorRegistry
 
 from llm_log_exporter.exposition.collector import Owner, Snapshot
-from llm_log_exporter.exposition.text import render_text
+from llm_log_exporter.exposition.render import Renderer, negotiate
 from llm_log_exporter.exposition.webconfig import WebConfig, WebConfigSource
 
 log = logging.getLogger("llm_log_exporter")
@@ -90,6 +89,7 @@ class MetricsServer:
         write_timeout: float = 30.0,
     ) -> None:
         self.registry = registry
+        self.renderer = Renderer()  # both formats; keeps rendered series and compressed chunks between scrapes
         self.ready = ready
         self.web = web
         self.read_timeout = read_timeout
@@ -312,15 +312,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, send_body: bool) -> None:
         path = urlsplit(self.path).path
         if path == "/metrics":
-            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            if encoder is generate_latest:  # the plain text format: same bytes, rendered without Sample objects
-                encoder = render_text
-            body = encoder(self.server.registry)
-            extra = {}
-            if "gzip" in self.headers.get("Accept-Encoding", ""):
-                body = gzip.compress(body, compresslevel=1)
-                extra["Content-Encoding"] = "gzip"
-            self._reply(200, body, content_type, extra, send_body)
+            fmt = negotiate(self.headers.get("Accept"))  # prometheus-client's rules (choose_encoder)
+            compress = gzip_accepted(self.headers.get("Accept-Encoding", ""))
+            body = self.server.renderer.render(self.server.registry, fmt, compress)
+            self._reply(200, body, fmt.content_type, {"Content-Encoding": "gzip"} if compress else {}, send_body)
         elif path == "/healthz":
             self._reply(200, b"ok\n", send_body=send_body)
         elif path == "/readyz":

@@ -1,24 +1,25 @@
-"""Fast Prometheus text exposition for families with many label sets.
+"""Row families, and the text of one series' sample lines, shared by both exposition formats.
 
-prometheus-client's families create one ``Sample`` (with its own label dict) per series line, and
-``generate_latest`` then sorts and formats each dict: at 10k label sets x ~25 lines that is most of
-a scrape. Row families here keep ``(label values, value)`` rows and build ``Sample`` objects only
-when something asks for ``.samples`` (OpenMetrics, tests); ``render_text`` writes their lines
-directly, with label names sorted once per family and each distinct label value escaped once.
-Output is byte-for-byte what ``prometheus_client.exposition.generate_latest`` gives for the same
-families (tested), so either encoder may serve a scrape.
+prometheus-client's families create one ``Sample`` (with its own label dict) per series line, and its
+encoders then sort and format each dict: at 10k label sets x ~25 lines that is most of a scrape (and its
+OpenMetrics encoder is ten times slower again). The collector's families here keep *rows*: label values
+and raw values, a histogram's per-bucket counts not yet made cumulative, with room for exemplars (one per
+counter series, one per bucket). ``exposition/render.py`` turns rows into lines with prefixes cached
+across scrapes; ``.samples`` builds prometheus-client ``Sample`` objects on demand for every other
+consumer (replay's backfill, prometheus-client's encoders, tests), and both give the same bytes.
+
+The text format (0.0.4) and OpenMetrics 1.0 write a series' sample lines identically (sorted label
+names, the same label value escaping, ``floatToGoString`` values); they differ in the family header,
+in ``# EOF`` and in exemplars, which only OpenMetrics carries.
 """
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
-from prometheus_client.openmetrics.exposition import escape_label_name, escape_metric_name
-from prometheus_client.samples import Sample
+from prometheus_client.samples import Exemplar, Sample
 from prometheus_client.utils import floatToGoString
 
 _INF = float("inf")
@@ -37,21 +38,46 @@ def escape_label_value(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-class _Escapes(dict):
-    """Label value → escaped text, filled on first use: label values repeat across families."""
+def exemplar_text(exemplar: Exemplar) -> str:
+    """`` # {labels} value [timestamp]`` after an OpenMetrics sample, as prometheus-client writes it."""
+    labels = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in sorted(exemplar.labels.items()))
+    if exemplar.timestamp is None:
+        return f" # {{{labels}}} {floatToGoString(exemplar.value)}"
+    return f" # {{{labels}}} {floatToGoString(exemplar.value)} {exemplar.timestamp}"
 
-    def __missing__(self, key: str) -> str:
-        escaped = self[key] = escape_label_value(key)
-        return escaped
+
+RecordRows = Callable[[Any, list], list]  # (record key, record values) → that record's rows
 
 
-class _RowFamily(Metric):
-    """Base of the row families: ``samples`` is computed on demand from ``rows``."""
+class RowFamily(Metric):
+    """Base of the row families; ``samples`` is computed on demand.
 
-    def __init__(self, name: str, documentation: str, typ: str, labels: Sequence[str]) -> None:
-        Metric.__init__(self, name, documentation, typ)
-        self._labelnames = tuple(labels)
-        self.rows: list[tuple[Any, ...]] = []
+    Rows are either added one by one (``add_metric``) or set in bulk (``rows = [...]``), or made from
+    the records of a collection (``from_records``): then a renderer can tell an unchanged range of
+    records by comparing the records themselves, without making their rows at all.
+    """
+
+    def __init__(self, name: str, documentation: str, typ: str, labels: Sequence[str], unit: str = "") -> None:
+        Metric.__init__(self, name, documentation, typ, unit)
+        self.labelnames = tuple(labels)
+        self._rows: list[tuple[Any, ...]] = []
+        self.records: list[tuple[Any, list]] | None = None
+        self.record_rows: RecordRows | None = None
+
+    @property
+    def rows(self) -> list[tuple[Any, ...]]:
+        if self.records is None or self.record_rows is None:
+            return self._rows
+        make = self.record_rows
+        return [row for key, values in self.records for row in make(key, values)]
+
+    @rows.setter
+    def rows(self, rows: list[tuple[Any, ...]]) -> None:
+        self._rows, self.records = rows, None
+
+    def from_records(self, records: list[tuple[Any, list]], make: RecordRows) -> None:
+        """Rows are ``make(key, values)`` of each record, in order (records are copies: not changed later)."""
+        self.records, self.record_rows = records, make
 
     @property  # type: ignore[override]
     def samples(self) -> list[Sample]:
@@ -65,144 +91,81 @@ class _RowFamily(Metric):
     def _samples(self) -> Iterable[Sample]:
         raise NotImplementedError
 
-    def _order(self, extra: str | None = None) -> tuple[list[str], list[int]]:
-        """Escaped label names in exposition (sorted) order, with each one's index in a row's values."""
-        names = [*self._labelnames, *([extra] if extra else [])]
-        order = sorted(range(len(names)), key=names.__getitem__)
-        return [escape_label_name(names[i]) for i in order], order
-
-    def _head(self, exposed_name: str) -> str:
-        doc = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
-        typ = {"unknown": "untyped"}.get(self.type, self.type)
-        name = escape_metric_name(exposed_name)
-        return f"# HELP {name} {doc}\n# TYPE {name} {typ}\n"
+    def sample_names(self) -> tuple[str, ...]:
+        """The names of the sample lines one series writes, in order (exemplars aside)."""
+        raise NotImplementedError
 
 
-class CounterRows(_RowFamily):
-    """Drop-in for ``CounterMetricFamily(name, doc, labels=...)`` + ``add_metric(labels, value)``."""
+class CounterRows(RowFamily):
+    """Rows ``(label values, value, exemplar or None)``; drop-in for ``CounterMetricFamily`` + ``add_metric``."""
 
-    _suffix = "_total"
+    suffix = "_total"
 
-    def __init__(self, name: str, documentation: str, labels: Sequence[str], typ: str = "counter") -> None:
-        super().__init__(name.removesuffix(self._suffix) if self._suffix else name, documentation, typ, labels)
+    def __init__(self, name: str, documentation: str, labels: Sequence[str], typ: str = "counter",
+                 unit: str = "") -> None:
+        super().__init__(name.removesuffix(self.suffix) if self.suffix else name, documentation, typ, labels, unit)
 
-    def add_metric(self, labels: Sequence[str], value: float) -> None:
-        self.rows.append((labels, value))
+    def add_metric(self, labels: Sequence[str], value: float, exemplar: Exemplar | None = None) -> None:
+        self._rows.append((tuple(labels), value, exemplar))
+
+    def sample_names(self) -> tuple[str, ...]:
+        return (self.name + self.suffix,)
 
     def _samples(self) -> Iterable[Sample]:
-        name, names = self.name + self._suffix, self._labelnames
-        for labels, value in self.rows:
-            yield Sample(name, dict(zip(names, labels, strict=True)), value, None, None)
-
-    def render(self, out: list[str], escapes: _Escapes) -> None:
-        out.append(self._head(self.name + self._suffix))
-        names, order = self._order()
-        name = escape_metric_name(self.name + self._suffix)
-        if not names:  # an unlabelled family
-            out.extend(f"{name} {format_value(value)}\n" for _, value in self.rows)
-            return
-        for labels, value in self.rows:
-            labelstr = ",".join([f'{n}="{escapes[labels[i]]}"' for n, i in zip(names, order, strict=True)])
-            out.append(f"{name}{{{labelstr}}} {format_value(value)}\n")
+        name, names = self.name + self.suffix, self.labelnames
+        for labels, value, exemplar in self.rows:
+            yield Sample(name, dict(zip(names, labels, strict=True)), value, None, exemplar)
 
 
 class GaugeRows(CounterRows):
     """Drop-in for ``GaugeMetricFamily(name, doc, labels=...)`` + ``add_metric(labels, value)``."""
 
-    _suffix = ""
+    suffix = ""
 
-    def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
-        super().__init__(name, documentation, labels, "gauge")
+    def __init__(self, name: str, documentation: str, labels: Sequence[str], unit: str = "") -> None:
+        super().__init__(name, documentation, labels, "gauge", unit)
+
+    def add_metric(self, labels: Sequence[str], value: float, exemplar: Exemplar | None = None) -> None:
+        if exemplar is not None:
+            raise ValueError("OpenMetrics allows exemplars on counters and histogram buckets only")
+        self._rows.append((tuple(labels), value, None))
 
 
-class HistogramRows(_RowFamily):
-    """Drop-in for ``HistogramMetricFamily(name, doc, labels=...)`` + ``add_metric(labels, buckets, sum)``.
+class HistogramRows(RowFamily):
+    """Rows ``(label values, per-bucket counts, sum, exemplars or None)`` over the family's ``les``.
 
-    ``buckets`` is ``[(le text, cumulative count), ...]`` ending with ``+Inf``, as prometheus-client takes it.
+    ``les`` are the bucket bounds as ``le`` texts, ending with ``+Inf``; ``counts[i]`` is the number of
+    observations in bucket ``i`` alone (the record's layout): lines show them cumulative. ``exemplars``,
+    when given, holds one ``Exemplar`` or None per bucket. As in prometheus-client, ``_count`` and
+    ``_sum`` are left out when the first bound is negative or the sum is unknown.
     """
 
-    def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
-        super().__init__(name, documentation, "histogram", labels)
+    def __init__(self, name: str, documentation: str, labels: Sequence[str], les: Sequence[str],
+                 unit: str = "") -> None:
+        super().__init__(name, documentation, "histogram", labels, unit)
+        if not les or les[-1] != "+Inf":
+            raise ValueError("histogram bounds must end with +Inf")
+        self.les = tuple(les)
+        self.with_count = float(les[0]) >= 0
 
-    def add_metric(self, labels: Sequence[str], buckets: Sequence[tuple[str, float]], sum_value: float | None) -> None:
-        self.rows.append((labels, buckets, sum_value))
+    def add_metric(self, labels: Sequence[str], counts: Sequence[int], sum_value: float | None,
+                   exemplars: Sequence[Exemplar | None] | None = None) -> None:
+        if len(counts) != len(self.les) or (exemplars is not None and len(exemplars) != len(self.les)):
+            raise ValueError(f"{self.name}: {len(self.les)} buckets, got {len(counts)} counts")
+        self._rows.append((tuple(labels), counts, sum_value, exemplars))
+
+    def sample_names(self) -> tuple[str, ...]:
+        return (self.name + "_bucket", self.name + "_count", self.name + "_sum")
 
     def _samples(self) -> Iterable[Sample]:
-        name, names = self.name, self._labelnames
-        for labels, buckets, sum_value in self.rows:
+        name, names, les = self.name, self.labelnames, self.les
+        for labels, counts, sum_value, exemplars in self.rows:
             base = list(zip(names, labels, strict=True))
-            for le, count in buckets:
-                yield Sample(name + "_bucket", dict([*base, ("le", le)]), count, None, None)
-            if float(buckets[0][0]) >= 0 and sum_value is not None:
-                yield Sample(name + "_count", dict(base), buckets[-1][1], None, None)
+            total = 0
+            for i, (le, count) in enumerate(zip(les, counts, strict=True)):
+                total += count
+                exemplar = exemplars[i] if exemplars is not None else None
+                yield Sample(name + "_bucket", dict([*base, ("le", le)]), total, None, exemplar)
+            if self.with_count and sum_value is not None:
+                yield Sample(name + "_count", dict(base), total, None, None)
                 yield Sample(name + "_sum", dict(base), sum_value, None, None)
-
-    def render(self, out: list[str], escapes: _Escapes) -> None:
-        out.append(self._head(self.name))
-        bucket_name = escape_metric_name(self.name + "_bucket")
-        count_name = escape_metric_name(self.name + "_count")
-        sum_name = escape_metric_name(self.name + "_sum")
-        names, order = self._order()
-        le_names, le_order = self._order("le")
-        le_at = le_order.index(len(self._labelnames))
-        le_key = le_names[le_at]
-        before = list(zip(le_names[:le_at], le_order[:le_at], strict=True))
-        after = list(zip(le_names[le_at + 1:], le_order[le_at + 1:], strict=True))
-        le_text: dict[str, str] = {}
-        for labels, buckets, sum_value in self.rows:
-            head = ",".join([f'{n}="{escapes[labels[i]]}"' for n, i in before])
-            tail = ",".join([f'{n}="{escapes[labels[i]]}"' for n, i in after])
-            head = head + "," if head else ""
-            tail = "," + tail if tail else ""
-            for le, count in buckets:
-                le_label = le_text.get(le)
-                if le_label is None:
-                    le_label = le_text[le] = f'{le_key}="{escape_label_value(le)}"'
-                out.append(f"{bucket_name}{{{head}{le_label}{tail}}} {format_value(count)}\n")
-            if float(buckets[0][0]) >= 0 and sum_value is not None:
-                labelstr = ",".join([f'{n}="{escapes[labels[i]]}"' for n, i in zip(names, order, strict=True)])
-                labelstr = "{" + labelstr + "}" if labelstr else ""
-                out.append(f"{count_name}{labelstr} {format_value(buckets[-1][1])}\n")
-                out.append(f"{sum_name}{labelstr} {format_value(sum_value)}\n")
-
-
-class _Families:
-    """A stand-in registry over already-collected families, for prometheus-client's encoder."""
-
-    def __init__(self, families: list[Metric]) -> None:
-        self.families = families
-
-    def collect(self) -> list[Metric]:
-        return self.families
-
-
-def render_text(registry: Any) -> bytes:
-    """The Prometheus text format (0.0.4) of everything ``registry`` collects.
-
-    The cyclic GC is paused meanwhile: a scrape allocates ~one object per series line and would
-    otherwise trigger full collections over the whole heap, half the time of a 10k label set scrape.
-    """
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        return _render(registry)
-    finally:
-        if paused:
-            gc.enable()
-
-
-def _render(registry: Any) -> bytes:
-    out: list[str] = []
-    escapes = _Escapes()
-    pending: list[Metric] = []
-    for metric in registry.collect():
-        if isinstance(metric, _RowFamily):
-            if pending:
-                out.append(generate_latest(_Families(pending)).decode())  # type: ignore[arg-type]
-                pending = []
-            metric.render(out, escapes)
-        else:
-            pending.append(metric)
-    if pending:
-        out.append(generate_latest(_Families(pending)).decode())  # type: ignore[arg-type]
-    return "".join(out).encode()

@@ -1,12 +1,14 @@
 """OpenMetrics text with timestamps, for ``promtool tsdb create-blocks-from openmetrics``.
 
-Input: snapshots of prometheus-client metric families (what the live collector yields) at
-increasing times. Output: one exposition in which, as the format requires, families are not
-interleaved, a series' points are contiguous and in increasing time, and it ends with ``# EOF``.
+Input: points (``render.Point``) written at non-decreasing times. Output: expositions in which, as the
+format requires, families are not interleaved, a series' samples are contiguous and in increasing
+time, and each ends with ``# EOF``: one file (``-o``), or one file per time window (``--tsdb``: a
+window per Prometheus block, so promtool reads each sample once).
 
-Snapshots arrive time-major but the file is series-major, so this is a transpose: points are kept
-in memory up to ``run_bytes``, then spilled as a sorted run to a temporary file; ``close`` merges
-the runs. Memory stays bounded whatever the length of history; disk use is about the output size.
+Samples arrive time-major but the text is series-major, so this is a transpose: each point keeps its
+texts of the current buffer; past ``run_bytes`` they are spilled as a sorted run to a temporary file,
+and the runs are merged when the buffer is written. Memory stays bounded whatever the length of
+history; disk use is about the buffer's text size.
 """
 
 from __future__ import annotations
@@ -15,305 +17,259 @@ import heapq
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from prometheus_client.core import Metric
-
-from llm_log_exporter.exposition.text import escape_label_value
+from llm_log_exporter.history.render import Point
 
 DEFAULT_RUN_BYTES = 256 << 20
-_GROUPED_LABELS = frozenset({"le", "quantile"})  # vary within one point of a histogram / summary
-_ZERO_TYPES = frozenset({"counter", "histogram"})
-
-
-def number(value: float) -> str:
-    if type(value) is int:
-        return str(value)
-    if value != value:
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
+BLOCK_SECONDS = 7200  # Prometheus' block range (2 h), which promtool aligns its blocks to
 
 
 @dataclass
 class WriterStats:
     samples: int = 0
-    points: int = 0
+    points: int = 0  # histogram points count once
     series: int = 0
     runs: int = 0
+    windows: int = 0
+    bytes: int = 0
     first_ts: int | None = None
     last_ts: int | None = None
 
 
-class _Layout:
-    """The samples of a family in the previous snapshot: per position its name, labels, rendered
-    prefix, last value and text, and the series id where a point starts (-1 inside a point)."""
+class WindowSink:
+    """Where the windows of a ``--tsdb`` replay go: ``path`` names each window's file, ``done`` takes it over."""
 
-    __slots__ = ("bodies", "keys", "labels", "names", "prefixes", "starts", "values")
+    def path(self, start: int) -> str:
+        raise NotImplementedError
 
-    def __init__(self) -> None:
-        self.names: list[str] = []
-        self.labels: list[dict[str, str]] = []
-        self.prefixes: list[str] = []
-        self.keys: list[tuple] = []  # the labels that identify the point (series) a sample belongs to
-        self.values: list[float] = []
-        self.bodies: list[str] = []
-        self.starts: list[int] = []
-
-    def append(self, name: str, labels: dict[str, str], prefix: str, key: tuple, value: float, body: str) -> None:
-        self.names.append(name)
-        self.labels.append(labels)
-        self.prefixes.append(prefix)
-        self.keys.append(key)
-        self.values.append(value)
-        self.bodies.append(body)
-        self.starts.append(-1)
+    def done(self, path: str, start: int, end: int) -> None:
+        raise NotImplementedError
 
 
 class OpenMetricsWriter:
-    """Collects snapshots with ``add``/``repeat`` and writes the exposition on ``close``."""
+    """Collects samples with ``write``/``repeat``/``zeros`` and writes the exposition(s).
+
+    With ``window`` (seconds), samples of each window ``[k·window, (k+1)·window)`` go to their own file,
+    handed to ``sink`` once complete; otherwise everything goes to ``out`` on ``close``.
+    """
 
     def __init__(
         self,
-        out: BinaryIO,
-        const_labels: dict[str, str] | None = None,
+        out: BinaryIO | None,
+        headers: Sequence[bytes],
         run_bytes: int = DEFAULT_RUN_BYTES,
         spool_dir: str | None = None,
+        window: int | None = None,
+        sink: WindowSink | None = None,
     ) -> None:
+        if (out is None) == (window is None):
+            raise ValueError("give either an output stream or a window length")
         self.out = out
-        self.const = "".join(f',{k}="{escape_label_value(v)}"' for k, v in (const_labels or {}).items())
+        self.headers = headers
         self.run_bytes = run_bytes
         self.spool_dir = spool_dir
+        self.window = window
+        self.sink = sink
         self.stats = WriterStats()
-        self._family_index: dict[str, int] = {}
-        self._headers: list[bytes] = []
-        self._family_types: list[str] = []
-        self._metric_ids: dict[tuple, int] = {}  # (family index, point label key) → id, in first-seen order
-        self._metric_family: list[int] = []
-        self._prefixes: dict[tuple, str] = {}  # (sample name, labels) → 'name{labels} '
-        self._run: dict[int, list[str]] = {}
-        self._run_size = 0
+        self._touched: list[Point] = []  # points with texts in the current buffer
+        self._size = 0
         self._runs: list[str] = []
         self._tmp: tempfile.TemporaryDirectory | None = None
-        self._last: list[tuple[int, list[str]]] = []
-        self._layouts: dict[str, _Layout] = {}
+        self._start = -math.inf  # the current buffer's window (with windows: none before the first sample)
+        self._end = math.inf if window is None else -math.inf
 
-    # --- snapshots -------------------------------------------------------------------------------
-
-    def add(self, families: Iterable[Metric], ts: int, zero_ts: int | None = None) -> None:
-        """A snapshot at ``ts``. New counter and histogram series also get a 0 point at ``zero_ts``
-        (the previous sample time), so ``increase()`` over the backfill counts their first events."""
-        snapshot: list[tuple[int, list[str]]] = []
-        new: list[tuple[int, list[str]]] = []
-        for family in families:
-            layout = self._layouts.get(family.name)
-            if layout is None or not self._same_layout(family, layout, snapshot):
-                self._layouts[family.name] = self._full(family, snapshot, new, zero_ts is not None, layout)
-        if zero_ts is not None and new:
-            if not zero_ts < ts:
-                raise ValueError(f"zero points at {zero_ts} must come before the snapshot at {ts}")
-            self._emit(new, zero_ts, check=False)
-        self._emit(snapshot, ts)
-        self._last = snapshot
-
-    @staticmethod
-    def _same_layout(family: Metric, layout: _Layout, snapshot: list[tuple[int, list[str]]]) -> bool:
-        """The fast path: the family has the very series of the previous snapshot, in the same order
-        (the usual case), so labels are compared, not rendered, and unchanged values reuse their text."""
-        samples = family.samples
-        if len(samples) != len(layout.names):
-            return False
-        names, labels, prefixes, starts = layout.names, layout.labels, layout.prefixes, layout.starts
-        values, bodies = layout.values, layout.bodies
-        points: list[tuple[int, list[str]]] = []
-        current: list[str] = []
-        for i, sample in enumerate(samples):
-            if sample.labels != labels[i] or sample.name != names[i]:
-                return False
-            value = sample.value
-            if value == values[i]:
-                body = bodies[i]
-            else:
-                body = bodies[i] = prefixes[i] + number(value)
-                values[i] = value
-            metric = starts[i]
-            if metric >= 0:
-                current = []
-                points.append((metric, current))
-            current.append(body)
-        snapshot.extend(points)
-        return True
-
-    def _full(
-        self,
-        family: Metric,
-        snapshot: list[tuple[int, list[str]]],
-        new: list[tuple[int, list[str]]],
-        zero: bool,
-        old: _Layout | None,
-    ) -> _Layout:
-        """Group samples into points, register new series, and remember the layout. Samples that
-        match the old layout in order (everything but the new series, usually) reuse its work."""
-        findex = self._family_index.get(family.name)
-        if findex is None:
-            findex = self._register(family)
-        grouped = family.type not in ("counter", "gauge", "unknown")
-        zero = zero and family.type in _ZERO_TYPES
-        layout = _Layout()
-        key: tuple | None = None
-        bodies: list[str] = []
-        zeros: list[str] = []
-        first = 0
-        j = 0
-        known = len(old.names) if old is not None else 0
-        for sample in family.samples:
-            labels, name, value = sample.labels, sample.name, sample.value
-            if j < known and labels == old.labels[j] and name == old.names[j]:  # type: ignore[union-attr]
-                prefix, point_key = old.prefixes[j], old.keys[j]  # type: ignore[union-attr]
-                body = old.bodies[j] if value == old.values[j] else prefix + number(value)  # type: ignore[union-attr]
-                j += 1
-            else:
-                items = tuple(labels.items())
-                point_key = tuple(i for i in items if i[0] not in _GROUPED_LABELS) if grouped else items
-                prefix = self._prefixes.get((name, items)) or self._prefix(name, items)
-                body = prefix + number(value)
-            if point_key != key:
-                if bodies:
-                    layout.starts[first] = self._point(findex, key, bodies, zeros, snapshot, new)
-                key, bodies, zeros, first = point_key, [], [], len(layout.names)
-            bodies.append(body)
-            if zero:
-                zeros.append(prefix + "0")
-            layout.append(name, labels, prefix, point_key, value, body)
-        if bodies:
-            layout.starts[first] = self._point(findex, key, bodies, zeros, snapshot, new)
-        return layout
-
-    def repeat(self, ts: int) -> None:
-        """A snapshot at ``ts`` equal to the previous one (no event since): nothing is recomputed."""
-        self._emit(self._last, ts)
-
-    def _point(
-        self,
-        findex: int,
-        key: tuple | None,
-        bodies: list[str],
-        zeros: list[str],
-        snapshot: list[tuple[int, list[str]]],
-        new: list[tuple[int, list[str]]],
-    ) -> int:
-        metric = self._metric_ids.get((findex, key))
-        if metric is None:
-            metric = self._metric_ids[(findex, key)] = len(self._metric_family)
-            self._metric_family.append(findex)
-            self.stats.series += len(bodies)
-            if zeros:
-                new.append((metric, zeros))
-        snapshot.append((metric, bodies))
-        return metric
-
-    def _emit(self, points: list[tuple[int, list[str]]], ts: int, check: bool = True) -> None:
-        stats = self.stats
-        if check and stats.last_ts is not None and ts <= stats.last_ts:
-            raise ValueError(f"snapshot at {ts} is not after the previous one at {stats.last_ts}")
-        if stats.first_ts is None or ts < stats.first_ts:
-            stats.first_ts = ts
-        if stats.last_ts is None or ts > stats.last_ts:
-            stats.last_ts = ts
-        suffix = f" {ts}\n"
-        join = suffix.join
-        run = self._run
-        size = 0
-        samples = 0
-        for metric, bodies in points:
-            text = join(bodies) + suffix
-            size += len(text) + 64
-            samples += len(bodies)
-            chunks = run.get(metric)
-            if chunks is None:
-                run[metric] = [text]
-            else:
-                chunks.append(text)
-        stats.samples += samples
-        stats.points += len(points)
-        self._run_size += size
-        if self._run_size >= self.run_bytes:
-            self._spill()
-
-    def _register(self, family: Metric) -> int:
-        index = self._family_index[family.name] = len(self._headers)
-        head = f"# TYPE {family.name} {family.type}\n"
-        if family.unit:
-            head += f"# UNIT {family.name} {family.unit}\n"
-        if family.documentation:
-            head += f"# HELP {family.name} {escape_label_value(family.documentation)}\n"
-        self._headers.append(head.encode())
-        self._family_types.append(family.type)
-        return index
-
-    def _prefix(self, name: str, items: tuple) -> str:
-        labels = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in items) + self.const
-        if labels.startswith(","):
-            labels = labels[1:]
-        prefix = f"{name}{{{labels}}} " if labels else f"{name} "
-        self._prefixes[(name, items)] = prefix
-        return prefix
-
-    # --- output ----------------------------------------------------------------------------------
-
-    def _ordered(self) -> list[int]:
-        family = self._metric_family
-        return sorted(self._run, key=lambda m: (family[m], m))
-
-    def _spill(self) -> None:
+    @property
+    def spool(self) -> str:
         if self._tmp is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="llm-replay-", dir=self.spool_dir)
-        path = os.path.join(self._tmp.name, f"run-{len(self._runs):05d}")
-        family = self._metric_family
+        return self._tmp.name
+
+    # --- samples (the hot path) -------------------------------------------------------------------
+
+    def _at(self, ts: int) -> str:
+        if not self._start <= ts < self._end:
+            self._roll(ts)
+        stats = self.stats
+        if stats.first_ts is None:
+            stats.first_ts = ts
+        stats.last_ts = ts
+        return f" {ts}\n"
+
+    def write(self, points: list[Point], ts: int) -> None:
+        """``points``, freshly rendered for ``ts``."""
+        if not points:
+            return
+        self._at(ts)
+        touched = self._touched
+        size = samples = 0
+        for point in points:
+            text = point.text
+            chunks = point.chunks
+            if not chunks:
+                touched.append(point)
+            chunks.append(text)
+            size += len(text)
+            samples += point.lines
+            point.last = ts
+        self._count(len(points), samples, size)
+
+    def repeat(self, points: list[Point], ts: int, since: int) -> list[Point]:
+        """The points of ``points`` last written at ``since`` and still shown, unchanged, again at ``ts``
+        (re-emission before Prometheus' lookback loses them); returns them."""
+        old = f" {since}\n"
+        new = None
+        touched = self._touched
+        done = []
+        size = samples = 0
+        for point in points:
+            if point.last != since or point.gone:
+                continue
+            if new is None:
+                new = self._at(ts)
+            text = point.text = point.text.replace(old, new)
+            chunks = point.chunks
+            if not chunks:
+                touched.append(point)
+            chunks.append(text)
+            size += len(text)
+            samples += point.lines
+            point.last = ts
+            done.append(point)
+        if done:
+            self._count(len(done), samples, size)
+        return done
+
+    def last(self, points: list[Point], ts: int) -> None:
+        """Every shown point not written at ``ts`` yet, again at ``ts``: the end of the backfill."""
+        for point in points:
+            if point.last is not None and point.last != ts and not point.gone:
+                self.repeat([point], ts, point.last)
+
+    def zeros(self, points: list[Point], ts: int) -> None:
+        """A 0 point at ``ts`` for each new counter and histogram of ``points`` (before their first sample)."""
+        points = [point for point in points if point.zero]
+        if not points:
+            return
+        suffix = self._at(ts)
+        touched = self._touched
+        size = samples = 0
+        for point in points:
+            text = point.zero.replace("\n", suffix)
+            if not point.chunks:
+                touched.append(point)
+            point.chunks.append(text)
+            size += len(text)
+            samples += point.lines
+        self._count(len(points), samples, size)
+
+    def _count(self, points: int, samples: int, size: int) -> None:
+        stats = self.stats
+        stats.points += points
+        stats.samples += samples
+        stats.bytes += size
+        self._size += size + 48 * points
+        if self._size >= self.run_bytes:
+            self._spill()
+
+    def register(self, points: Sequence[Point]) -> None:
+        """Count newly rendered series (for the summary)."""
+        self.stats.series += sum(point.lines for point in points)
+
+    # --- buffers, runs and windows ----------------------------------------------------------------
+
+    def _roll(self, ts: int) -> None:
+        if ts < self._start:
+            raise ValueError(f"sample at {ts} is before the window written already ({self._start})")
+        if self.window is not None:
+            self._flush_window()
+            self._start = ts // self.window * self.window
+            self._end = self._start + self.window
+        else:
+            self._start = ts
+
+    def _ordered(self) -> list[Point]:
+        points = self._touched
+        points.sort(key=lambda p: (p.family, p.order))
+        return points
+
+    def _spill(self) -> None:
+        path = os.path.join(self.spool, f"run-{len(self._runs):05d}")
         with open(path, "wb", buffering=1 << 20) as f:
-            for metric in self._ordered():
-                data = "".join(self._run[metric]).encode()
-                f.write(b"%d %d %d\n" % (family[metric], metric, len(data)))
+            for point in self._ordered():
+                data = "".join(point.chunks).encode()
+                point.chunks = []
+                f.write(b"%d %d %d\n" % (point.family, point.order, len(data)))
                 f.write(data)
         self._runs.append(path)
         self.stats.runs += 1
-        self._run = {}
-        self._run_size = 0
+        self._touched = []
+        self._size = 0
 
     @staticmethod
     def _read_run(path: str, order: int) -> Iterator[tuple[int, int, int, bytes]]:
         with open(path, "rb", buffering=1 << 20) as f:
             while header := f.readline():
-                findex, metric, size = map(int, header.split())
-                yield findex, metric, order, f.read(size)
+                family, point, size = map(int, header.split())
+                yield family, point, order, f.read(size)
+
+    def _write_buffer(self, out: BinaryIO) -> None:
+        """The current buffer (and its spilled runs) as one exposition ending in ``# EOF``."""
+        write = out.write
+        headers = self.headers
+        current = -1
+        if not self._runs:
+            for point in self._ordered():
+                if point.family != current:
+                    current = point.family
+                    write(headers[current])
+                write("".join(point.chunks).encode())
+                point.chunks = []
+        else:
+            if self._touched:
+                self._spill()
+            runs = [self._read_run(path, order) for order, path in enumerate(self._runs)]
+            for family, _, _, data in heapq.merge(*runs):
+                if family != current:
+                    current = family
+                    write(headers[current])
+                write(data)
+            for path in self._runs:
+                os.unlink(path)
+            self._runs = []
+        write(b"# EOF\n")
+        self._touched = []
+        self._size = 0
+
+    def _flush_window(self) -> None:
+        if not self._touched and not self._runs:
+            return
+        assert self.sink is not None
+        start, end = int(self._start), int(self._end)
+        path = self.sink.path(start)
+        with open(path, "wb", buffering=1 << 20) as f:
+            self._write_buffer(f)
+        self.stats.windows += 1
+        self.sink.done(path, start, end)
 
     def close(self) -> WriterStats:
-        """Write everything out (merging spilled runs) and end with ``# EOF``."""
-        write = self.out.write
-        current = -1
+        """Write what is left (merging spilled runs); the spool directory is removed in any case."""
         try:
-            if not self._runs:
-                family = self._metric_family
-                for metric in self._ordered():
-                    if family[metric] != current:
-                        current = family[metric]
-                        write(self._headers[current])
-                    write("".join(self._run[metric]).encode())
+            if self.window is not None:
+                self._flush_window()
             else:
-                if self._run:
-                    self._spill()
-                runs = [self._read_run(path, order) for order, path in enumerate(self._runs)]
-                for findex, _, _, data in heapq.merge(*runs):
-                    if findex != current:
-                        current = findex
-                        write(self._headers[current])
-                    write(data)
-            write(b"# EOF\n")
+                assert self.out is not None
+                self._write_buffer(self.out)
         finally:
-            self._run = {}
-            if self._tmp is not None:
-                self._tmp.cleanup()
+            self.cleanup()
         return self.stats
+
+    def cleanup(self) -> None:
+        for point in self._touched:
+            point.chunks = []
+        self._touched = []
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None

@@ -30,6 +30,9 @@ FORMATS: dict[str, ModuleType] = {
 }
 
 AUTO = "auto"
+FastLine = Callable[[bytes], "list[Event] | None"]
+# Parse functions whose native lines may skip the generic decoding: raw line → events, or None (not sure).
+_FAST_LINES: dict[ParseFn, FastLine] = {}
 
 
 def names() -> list[str]:
@@ -53,12 +56,16 @@ def get_parser(name: str, options: ParserOptions | None = None) -> ParseFn:
                     return parse(obj)
             raise InvalidLine("unknown_format")
 
+        _FAST_LINES[parse_auto] = native.fast_line
         return parse_auto
     try:
         module = FORMATS[name]
     except KeyError:
         raise ValueError(f"unknown format {name!r}; choose from {', '.join(names())}") from None
-    return _bound(module, options)
+    parse = _bound(module, options)
+    if module is native:
+        _FAST_LINES[parse] = native.fast_line
+    return parse
 
 
 _loads = orjson.loads
@@ -79,8 +86,15 @@ def decode_object(line: bytes) -> dict[str, Any]:
 def parse_line(parse: ParseFn, line: bytes) -> list[Event]:
     """One raw line → its events, or ``InvalidLine`` with the reason it was rejected.
 
-    The hot path of every reader: decoding is written out here rather than calling ``decode_object``.
+    The hot path of every reader: a native request line is decoded straight into its event where the
+    format allows (``native.fast_line``); otherwise decoding is written out here rather than calling
+    ``decode_object``.
     """
+    fast = _FAST_LINES.get(parse)
+    if fast is not None:
+        events = fast(line)
+        if events is not None:
+            return events
     try:
         obj = _loads(line)
     except _JSONDecodeError:

@@ -9,7 +9,13 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from operator import itemgetter
-from typing import Any
+from typing import Annotated, Any, Literal
+
+try:  # the typed decoder (see fast_line); without it every line takes orjson and the dict fast path
+    import msgspec
+    from msgspec import Meta
+except ImportError:  # pragma: no cover - msgspec is a dependency; the fallback keeps the parser exact anyway
+    msgspec = None  # type: ignore[assignment]
 
 from llm_log_exporter.events import (
     BreakerState,
@@ -69,45 +75,151 @@ def parse_ts(value: Any) -> float | None:
 
 
 _new = tuple.__new__
-_FIELDS = itemgetter(
+_KEYS = (
     "v", "event", "model", "status", "stream", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens",
     "cache_write_tokens", "reasoning_tokens", "duration_s", "cost_usd", "ts", "call_id", "provider", "tenant_id",
     "cache_hit", "error_type",
 )
+_FIELDS = itemgetter(*_KEYS)
 
 
 def _fast_request(obj: dict[str, Any]) -> Request | None:
-    """The well-formed request line in one combined check, without per-field calls; None for
-    anything unusual — a key left out, nulls, ints where floats go, failures with an error type,
-    bad values — which then takes the field-by-field path that also names why a line is bad."""
+    """A well-formed request line in one pass of type checks, without per-field calls: the callback's
+    full key set through one ``itemgetter``, any other subset of the keys (a gateway's own writer)
+    through ``dict.get``; nulls, ints where floats go, RFC 3339 ``ts``, failures with an error type
+    and unknown keys all stay here. None for a line with a bad value (or an odd one, such as
+    ``"event": null``): the field-by-field path then names the reason, exactly as before."""
     try:
-        (v, kind, model, status, stream, p, c, t, ca, cw, r, d, cost, ts, call_id, provider, tenant, cache_hit,
-         error_type) = _FIELDS(obj)
+        fields = _FIELDS(obj)
     except KeyError:
+        fields = tuple(map(obj.get, _KEYS))
+    (v, kind, model, status, stream, p, c, t, ca, cw, r, d, cost, ts, call_id, provider, tenant, cache_hit,
+     error_type) = fields
+    if v != 1 or type(v) is not int or type(model) is not str or not model:
         return None
-    ttft = obj.get("ttft_s") if stream is True else None
-    if (
-        v == 1 and type(v) is int
-        and kind == "request"
-        and type(model) is str
-        and model
-        and status == "success"
-        and (stream is False or stream is True)
-        and type(p) is int and type(c) is int and type(t) is int
-        and type(ca) is int and type(cw) is int and type(r) is int
-        and 0 <= (p | c | t | ca | cw | r) <= MAX_TOKENS
-        and (d is None or (type(d) is float and 0.0 <= d <= MAX_DURATION_S))
-        and (ttft is None or (type(ttft) is float and 0.0 <= ttft <= MAX_DURATION_S))
-        and (cost is None or (type(cost) is float and 0.0 <= cost <= MAX_COST_USD))
-        and type(ts) is float and 0.0 <= ts < MAX_EPOCH
-        and type(call_id) is str and type(provider) is str and type(tenant) is str
-        and (cache_hit is None or cache_hit is True or cache_hit is False)
-        and error_type is None
-        and "labels" not in obj
-    ):
-        return _new(Request, (ts, call_id, model, provider, tenant, status, None, d, ttft, stream,
-                              p, c, ca, cw, r, cost, cache_hit, None, None))  # every field, labels last
-    return None
+    if kind != "request" and (kind is not None or "event" in obj):
+        return None
+    if status == "success":
+        if error_type is not None and type(error_type) is not str:
+            return None
+        error = None
+    elif status == "failure":
+        if error_type is None:
+            error = "other"
+        elif type(error_type) is str:
+            error = error_type if error_type in _ERROR_TYPES else "other"
+        else:
+            return None
+    elif status is None and "status" not in obj:
+        status, error = "success", None
+    else:
+        return None
+    if stream is None:
+        stream = False
+    elif stream is not False and stream is not True:
+        return None
+    # Counts: ints within bounds (bools are not counts); a missing or null one is 0.
+    p, c, t, ca, cw, r = (0 if x is None else x for x in (p, c, t, ca, cw, r))
+    if not (type(p) is int and type(c) is int and type(t) is int and type(ca) is int and type(cw) is int
+            and type(r) is int and 0 <= (p | c | t | ca | cw | r) <= MAX_TOKENS):
+        return None
+    ttft = obj.get("ttft_s") if stream else None
+    for value, limit in ((d, MAX_DURATION_S), (ttft, MAX_DURATION_S), (cost, MAX_COST_USD)):
+        if value is not None and not ((type(value) is float or type(value) is int) and 0 <= value <= limit):
+            return None  # NaN and infinities fail the bounds (and are not JSON anyway)
+    if not ((call_id is None or type(call_id) is str) and (provider is None or type(provider) is str)
+            and (tenant is None or type(tenant) is str) and (cache_hit is None or cache_hit is True
+                                                              or cache_hit is False)):
+        return None
+    kind_ts = type(ts)
+    if kind_ts is float or kind_ts is int:
+        if not 0 <= ts < MAX_EPOCH:
+            return None
+        ts = float(ts)
+    elif ts is not None:
+        ts = parse_ts(ts)  # RFC 3339; raises the reason the field-by-field path gives
+    attribution = None
+    if "labels" in obj:
+        try:
+            attribution = labels(obj)
+        except InvalidLine:
+            return None
+    return _new(Request, (ts, call_id or "", model, provider or "", tenant or "", status, error,
+                          None if d is None else float(d), None if ttft is None else float(ttft), stream,
+                          p, c, ca, cw, r, None if cost is None else float(cost), cache_hit, None, attribution))
+
+
+if msgspec is not None:
+    _Count = Annotated[int, Meta(ge=0, le=MAX_TOKENS)]
+    _Seconds = Annotated[float, Meta(ge=0, le=MAX_DURATION_S)]
+    _Cost = Annotated[float, Meta(ge=0, le=MAX_COST_USD)]
+    _Epoch = Annotated[float, Meta(ge=0, lt=MAX_EPOCH)]
+    _Model = Annotated[str, Meta(min_length=1)]
+
+    class _Line(msgspec.Struct):
+        """A schema-v1 request line as a struct with the field-by-field path's types and bounds."""
+
+        v: Literal[1]
+        model: _Model
+        event: Literal["request"] = "request"
+        ts: _Epoch | str | None = None
+        call_id: str | None = None
+        provider: str | None = None
+        tenant_id: str | None = None
+        status: Literal["success", "failure"] = "success"
+        error_type: str | None = None
+        duration_s: _Seconds | None = None
+        ttft_s: _Seconds | None = None
+        stream: bool | None = False
+        prompt_tokens: _Count | None = None
+        completion_tokens: _Count | None = None
+        total_tokens: _Count | None = None
+        cached_tokens: _Count | None = None
+        cache_write_tokens: _Count | None = None
+        reasoning_tokens: _Count | None = None
+        cost_usd: _Cost | None = None
+        cache_hit: bool | None = None
+        labels: dict[str, str] | None = None  # names, count and lengths checked by ``labels``
+
+    _decode_line = msgspec.json.Decoder(_Line).decode
+    _TYPED_ERRORS: tuple[type[BaseException], ...] = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
+
+
+def fast_line(line: bytes) -> list[Event] | None:
+    """A request line decoded straight from its bytes into a typed struct (msgspec: the JSON decoding
+    and the checks in one C pass, ~4× cheaper than orjson plus the dict checks); None for anything
+    else, which then takes orjson and ``parse``, so what is accepted and every rejection reason stay
+    exactly theirs. Only ASCII lines (the callback's): msgspec skips unknown keys without checking
+    their UTF-8, where orjson rejects the line."""
+    if msgspec is None or not line.isascii() or b'"v"' not in line:
+        return None
+    try:
+        o = _decode_line(line)
+    except _TYPED_ERRORS:
+        return None
+    ts = o.ts
+    if type(ts) is str:
+        try:
+            ts = parse_ts(ts)
+        except InvalidLine:
+            return None
+    status = o.status
+    error = None
+    if status == "failure":
+        error = o.error_type
+        if error not in _ERROR_TYPES:
+            error = "other"
+    stream = o.stream or False
+    attribution = o.labels
+    if attribution is not None:
+        try:
+            attribution = labels({"labels": attribution})
+        except InvalidLine:
+            return None
+    return [_new(Request, (ts, o.call_id or "", o.model, o.provider or "", o.tenant_id or "", status, error,
+                           o.duration_s, o.ttft_s if stream else None, stream, o.prompt_tokens or 0,
+                           o.completion_tokens or 0, o.cached_tokens or 0, o.cache_write_tokens or 0,
+                           o.reasoning_tokens or 0, o.cost_usd, o.cache_hit, None, attribution))]
 
 
 def labels(obj: dict[str, Any]) -> dict[str, str] | None:

@@ -1,0 +1,286 @@
+"""Backfill samples straight from the aggregation state: each series' label prefix is rendered once,
+and a step re-renders only the values that changed since the step before.
+
+Snapshotting the live collector every step built a prometheus-client ``Sample`` per series line and
+rendered it (~6 µs a sample). Here every series, or every histogram point (its buckets, count and sum
+at one time), is a ``Point`` that keeps its lines as text ("name{labels} value", no timestamp), so
+writing it again at a later time is one string operation. What is backfilled, under which names and
+labels, follows the family table, as a scrape does:
+
+* record families (``Slots``, ``Keyed`` and ``Histogram`` over the usage records) are rendered per
+  record, and a step looks only at the records its events touched (``Usage.record_of``): records
+  change through ``request`` events alone; with ``--naming otel`` the OTel records (few: no per-tenant
+  fan-out beyond the usage records') are looked at every step, an unchanged histogram costing a compare;
+* table and view families (per tenant, per provider: small) are rebuilt with the collector's own
+  ``build`` when their table or the views differ from the previous step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from itertools import accumulate, repeat
+from typing import Any
+
+from prometheus_client.utils import floatToGoString
+
+from llm_log_exporter.aggregate.families import COLLECTION_LABELS, SELF, Family, Histogram, Keyed, Slots, Table, View
+from llm_log_exporter.aggregate.usage import INDEX, KEY, OTEL_INDEX, OTEL_KEY, Usage
+from llm_log_exporter.events import Event, Request
+from llm_log_exporter.exposition.collector import FamilyCollector, Snapshot, build
+from llm_log_exporter.exposition.text import escape_label_value
+
+_ZERO_TYPES = frozenset({"counter", "histogram"})  # new series of these start from a 0 point
+
+
+def number(value: float) -> str:
+    """A sample value as OpenMetrics text (ints as ints, floats by ``repr``)."""
+    if type(value) is int:
+        return str(value)
+    if value != value:
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+class Point:
+    """One series, or one histogram point: its text as last rendered and when it was last written.
+
+    ``text`` is ``"name{labels} value ts\\n"`` per sample line; written again at T it is the same with
+    `` {ts}\\n`` replaced by `` {T}\\n`` (a raw newline ends a line only: label values are escaped).
+    """
+
+    __slots__ = ("chunks", "family", "gone", "last", "lines", "order", "prefixes", "text", "value", "zero")
+
+    def __init__(self, family: int, order: int, prefixes: Sequence[str], zero: bool) -> None:
+        self.family = family
+        self.order = order  # registration order: the order of series within a family in the output
+        self.prefixes = tuple(prefixes)
+        self.lines = len(prefixes)
+        self.zero = "".join(p + "0\n" for p in prefixes) if zero else ""
+        self.text = ""
+        self.value: Any = None
+        self.last: int | None = None  # time of the last sample written
+        self.gone = False  # no longer shown (a view that dropped the row): not written again
+        self.chunks: list[str] = []  # texts in the writer's current buffer
+
+
+def backfilled(collector: FamilyCollector) -> list[Family]:
+    """The families a backfill holds: usage, without the self-metrics (they describe the replaying
+    process, not history)."""
+    return [f for f in collector.families if f.owner == "usage" and f.prefix != SELF]
+
+
+def header(family: Family, exposed: str) -> bytes:
+    head = f"# TYPE {exposed} {family.type}\n"
+    if family.unit:
+        head += f"# UNIT {exposed} {family.unit}\n"
+    if family.help:
+        head += f"# HELP {exposed} {escape_label_value(family.help)}\n"
+    return head.encode()
+
+
+class _RecordView:
+    """The points of one usage record: plain slots, histograms (shown once they hold a value) and keyed rows."""
+
+    __slots__ = ("histograms", "keyed", "scalars")
+
+    def __init__(self) -> None:
+        self.scalars: list[tuple[Point, int]] = []  # (point, slot index)
+        self.histograms: list[list[Any]] = []  # [point or None, family, at_sum, at_count, at_buckets, prefixes]
+        self.keyed: list[tuple[int, int, tuple[str, ...], str]] = []  # (family, slot, key, sample name)
+
+
+class Renderer:
+    """Usage state → changed points, per step. ``changes`` is the only entry point of a replay step."""
+
+    def __init__(self, usage: Usage, collector: FamilyCollector, const_labels: dict[str, str] | None = None) -> None:
+        self.usage = usage
+        self.families = backfilled(collector)
+        namespace = collector.namespace
+        self.exposed = [f.exposed(namespace) for f in self.families]
+        self.headers = [header(f, name) for f, name in zip(self.families, self.exposed, strict=True)]
+        self.const = "".join(f',{k}="{escape_label_value(v)}"' for k, v in (const_labels or {}).items())
+        self.points: list[Point] = []
+        self._records: dict[tuple[str, tuple[str, ...]], _RecordView] = {}
+        self._rows: dict[tuple[int, tuple[str, ...]], Point] = {}  # table, view and keyed rows
+        # Per record collection: its families, slot index, where a record keeps its key, its key's labels.
+        self._collections = {
+            "usage": ([i for i, f in enumerate(self.families) if isinstance(f.read, (Slots, Keyed, Histogram))
+                       and f.read.collection == "usage"], INDEX, KEY, usage.key_labels),
+            "otel": ([i for i, f in enumerate(self.families) if isinstance(f.read, Histogram)
+                      and f.read.collection == "otel"], OTEL_INDEX, OTEL_KEY, usage.otel_key_labels),
+        }
+        self._table_families: dict[str, list[int]] = {}
+        self._view_families: list[int] = []
+        for i, family in enumerate(self.families):
+            if isinstance(family.read, Table):
+                self._table_families.setdefault(family.read.table, []).append(i)
+            elif isinstance(family.read, View):
+                self._view_families.append(i)
+        self._tables: dict[str, dict[tuple[str, ...], list]] = {}
+        self._views: dict[str, Any] | None = None
+        self._suffix = ""
+        self._les = {name: tuple(floatToGoString(b) for b in (*bounds, math.inf)) for name, bounds in
+                     usage.bounds.items()}
+
+    # --- registration -----------------------------------------------------------------------------
+
+    def _prefix(self, name: str, names: Sequence[str], values: Sequence[str]) -> str:
+        labels = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in zip(names, values, strict=True)) + self.const
+        labels = labels.removeprefix(",")
+        return f"{name}{{{labels}}} " if labels else f"{name} "
+
+    def _point(self, family: int, prefixes: Sequence[str]) -> Point:
+        point = Point(family, len(self.points), prefixes, self.families[family].type in _ZERO_TYPES)
+        self.points.append(point)
+        return point
+
+    def _sample_name(self, index: int) -> str:
+        family = self.families[index]
+        return self.exposed[index] + ("_total" if family.type == "counter" else "")
+
+    def _labels(self, family: Family) -> tuple[str, ...]:
+        """A family's label names, with the record key's own (``--extra-label`` adds some) in front."""
+        collection = getattr(family.read, "collection", "")
+        if collection not in self._collections:
+            return family.labels
+        return (*self._collections[collection][3], *family.labels[len(COLLECTION_LABELS[collection]):])
+
+    def _record_view(self, collection: str, key: tuple[str, ...]) -> _RecordView:
+        view = _RecordView()
+        indexes, index_of = self._collections[collection][:2]
+        for index in indexes:
+            family = self.families[index]
+            read = family.read
+            labels = self._labels(family)
+            if isinstance(read, Slots):
+                name = self._sample_name(index)
+                for extra, slot in read.slots:
+                    prefix = self._prefix(name, labels, (*key, extra) if extra else key)
+                    view.scalars.append((self._point(index, [prefix]), index_of[slot]))
+            elif isinstance(read, Histogram):
+                base = self.exposed[index]
+                for extra, name in read.split or (("", read.name),):
+                    at = [index_of[f"{name}_{part}"] for part in ("sum", "count", "buckets")]
+                    values = (*key, extra) if extra else key
+                    prefixes = [self._prefix(base + "_bucket", (*labels, "le"), (*values, le))
+                                for le in self._les[read.bounds]]
+                    prefixes.append(self._prefix(base + "_count", labels, values))
+                    prefixes.append(self._prefix(base + "_sum", labels, values))
+                    view.histograms.append([None, index, *at, prefixes])
+            elif isinstance(read, Keyed):
+                view.keyed.append((index, index_of[read.slot], key, self._sample_name(index)))
+        self._records[(collection, key)] = view
+        return view
+
+    def _row(self, index: int, labels: tuple[str, ...], value: float, changed: list[Point], new: list[Point]) -> None:
+        point = self._rows.get((index, labels))
+        if point is None:
+            family = self.families[index]
+            point = self._rows[(index, labels)] = self._point(
+                index, [self._prefix(self._sample_name(index), self._labels(family), labels)])
+            new.append(point)
+        elif value == point.value and not point.gone:
+            return
+        point.gone = False
+        point.value = value
+        point.text = point.prefixes[0] + number(value) + self._suffix
+        changed.append(point)
+
+    # --- one step ---------------------------------------------------------------------------------
+
+    def changes(self, events: Iterable[Event], at: int, full: bool = False) -> tuple[list[Point], list[Point]]:
+        """The points whose value differs from their last rendering, after ``events`` were applied
+        (``full``: every record, as after a cut by --start), rendered for time ``at``; and the new ones."""
+        self._suffix = f" {at}\n"
+        changed: list[Point] = []
+        new: list[Point] = []
+        usage = self.usage
+        records: Iterable[list] | None = None
+        if not full:
+            touched: dict[int, list] = {}
+            record_of = usage.record_of
+            for event in events:
+                if type(event) is Request:
+                    record = record_of(event)
+                    if record is None:  # a raw key the usage does not cache (very long labels): look at all
+                        touched = {}
+                        records = None
+                        break
+                    touched[id(record)] = record
+            else:
+                records = touched.values()
+        for record in usage.records.values() if records is None else records:
+            self._record("usage", record, changed, new)
+        if self._collections["otel"][0]:
+            for record in usage.otel_records.values():
+                self._record("otel", record, changed, new)
+        self._small(changed, new)
+        return changed, new
+
+    def _record(self, collection: str, record: list, changed: list[Point], new: list[Point]) -> None:
+        key = record[self._collections[collection][2]]
+        view = self._records.get((collection, key))
+        if view is None:
+            view = self._record_view(collection, key)
+            new.extend(point for point, _ in view.scalars)
+        suffix = self._suffix
+        for point, at in view.scalars:
+            value = record[at]
+            if value != point.value:  # record slots are float sums of bounded values: repr is their text
+                point.value = value
+                point.text = point.prefixes[0] + repr(value) + suffix
+                changed.append(point)
+        for entry in view.histograms:
+            point, index, at_sum, at_count, at_buckets, prefixes = entry
+            count = record[at_count]
+            if not count or (point is not None and count == point.value):
+                continue
+            if point is None:
+                point = entry[0] = self._point(index, prefixes)
+                new.append(point)
+            cumulative = list(accumulate(record[at_buckets]))
+            cumulative.append(cumulative[-1])  # _count is the +Inf bucket
+            point.value = count
+            point.text = "".join(map("".join, zip(prefixes, map(str, cumulative), repeat(suffix)))) + \
+                prefixes[-1] + repr(record[at_sum]) + suffix
+            changed.append(point)
+        for index, at, key_values, _ in view.keyed:
+            for extra, value in record[at].items():
+                self._row(index, (*key_values, extra), value, changed, new)
+
+    def _small(self, changed: list[Point], new: list[Point]) -> None:
+        """Table and view families, rebuilt only when their values moved."""
+        usage = self.usage
+        for table, indexes in self._table_families.items():
+            rows = usage.tables[table]
+            if rows == self._tables.get(table):
+                continue
+            self._tables[table] = {key: list(row) for key, row in rows.items()}
+            snap = Snapshot(tables={table: rows})
+            for index in indexes:
+                self._rebuild(index, snap, changed, new)
+        if self._view_families:
+            views = usage.views()
+            if views != self._views:
+                self._views = views
+                snap = Snapshot(views=views)
+                for index in self._view_families:
+                    self._rebuild(index, snap, changed, new)
+
+    def _rebuild(self, index: int, snap: Snapshot, changed: list[Point], new: list[Point]) -> None:
+        metric = build(self.families[index], self.exposed[index], snap)
+        shown = set()
+        for labels, value, _exemplar in metric.rows if metric is not None else ():  # type: ignore[attr-defined]
+            labels = tuple(labels)
+            shown.add(labels)
+            self._row(index, labels, value, changed, new)
+        for (family, labels), point in self._rows.items():
+            if family == index and labels not in shown:
+                point.gone = True
+
+    def count(self) -> tuple[int, int]:
+        """Points and sample lines rendered so far (series seen)."""
+        return len(self.points), sum(p.lines for p in self.points)
