@@ -45,6 +45,9 @@ class Request(NamedTuple):
     # Attribution labels of the line (``labels`` object: key alias, team, user, project, repo, …); the
     # exporter keeps only those asked for with --extra-label.
     labels: dict[str, str] | None = None
+    # The trace the call belongs to (a line's optional ``trace_id``): with ``call_id``, the exemplar that links
+    # a latency bucket or the cost to this call.
+    trace_id: str = ""
 
 
 class StreamStart(NamedTuple):

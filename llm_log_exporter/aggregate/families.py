@@ -81,14 +81,18 @@ class Family:
     prefix: str = NAMESPACE
     unit: str = ""
     naming: str = ""  # "" in every --naming; "llm" or "otel": only in that one
+    # Where a record copy keeps this family's exemplars (OpenMetrics only): the newest call per histogram
+    # bucket, or per counter series; "" for none.
+    exemplar: str = ""
 
     def exposed(self, namespace: str) -> str:
         """The family name a scrape shows (``_total`` is added to counter samples by the renderer)."""
         return f"{namespace if self.prefix == NAMESPACE else self.prefix}_{self.name}"
 
 
-def _usage(name: str, typ: str, help: str, read: Read, extra: tuple[str, ...] = (), naming: str = "") -> Family:
-    return Family(name, typ, help, (*USAGE_LABELS, *extra), read, "usage", naming=naming)
+def _usage(name: str, typ: str, help: str, read: Read, extra: tuple[str, ...] = (), naming: str = "",
+           exemplar: str = "") -> Family:
+    return Family(name, typ, help, (*USAGE_LABELS, *extra), read, "usage", naming=naming, exemplar=exemplar)
 
 
 def _otel(name: str, help: str, read: Histogram, unit: str, extra: tuple[str, ...] = ()) -> Family:
@@ -120,7 +124,7 @@ FAMILIES: tuple[Family, ...] = (
     _usage("requests", "counter", "LLM requests by final status.",
            Slots("usage", (("success", "requests_success"), ("failure", "requests_failure"))), ("status",)),
     _usage("request_duration_seconds", "histogram", "LLM request duration in seconds.",
-           Histogram("usage", "duration", "buckets"), naming="llm"),
+           Histogram("usage", "duration", "buckets"), naming="llm", exemplar="duration_exemplars"),
     _usage("time_to_first_token_seconds", "histogram", "Time to first token of streaming calls, in seconds.",
            Histogram("usage", "ttft", "ttft_buckets"), naming="llm"),
     _usage("time_per_output_token_seconds", "histogram",
@@ -146,7 +150,7 @@ FAMILIES: tuple[Family, ...] = (
     _usage("reasoning_tokens", "counter", "Reasoning tokens (subset of output).",
            Slots("usage", (("", "reasoning_tokens"),))),
     _usage("cost_usd", "counter", "Cost in US dollars of calls whose cost is known.",
-           Slots("usage", (("", "cost_usd"),))),
+           Slots("usage", (("", "cost_usd"),)), exemplar="cost_exemplar"),
     # --- the AI-gateway view
     Family("cache_hits", "counter", "Responses served from a cache.", ("tenant_id",), Table("cache", "hits"),
            "usage"),

@@ -60,6 +60,11 @@ TTFT_SUM, TTFT_COUNT, TTFT_BUCKETS = INDEX["ttft_sum"], INDEX["ttft_count"], IND
 TPOT_SUM, TPOT_COUNT, TPOT_BUCKETS = INDEX["tpot_sum"], INDEX["tpot_count"], INDEX["tpot_buckets"]
 KEY = INDEX["key"]
 CHANGES = KEY + 1
+# Exemplars (not saved): per duration bucket and for the cost, the newest call's (call_id, trace_id, value, ts).
+EX_DURATION, EX_COST = CHANGES + 1, CHANGES + 2
+# Where a copy (``copy_records``: scalars, bucket lists, then the exemplars) keeps them, by the names the
+# family table's ``exemplar`` field uses.
+EXEMPLARS = {"duration_exemplars": KEY, "cost_exemplar": KEY + 1}
 
 # --naming otel: records keyed by the OTel labels, holding the convention's histograms only.
 _OTEL_HISTOGRAMS = record_histograms("otel")
@@ -175,7 +180,7 @@ class Usage:
             record = self.records.get(key)
         if record is None:
             record = [0.0] * SCALARS + [[0] * (len(self.bounds[h.bounds]) + 1) for h in _HISTOGRAMS]
-            record += (key, 0)
+            record += (key, 0, [None] * (len(self.buckets) + 1), None)
             self.records[key] = record
             self.breakers.register(key[1])
         if sum(map(len, raw)) <= self._cacheable_length:
@@ -197,7 +202,7 @@ class Usage:
 
     def request(self, ev: Request) -> None:
         (ts, call_id, _model, _provider, _tenant, status, error_type, duration, ttft, _stream,
-         prompt, completion, cached, cache_write, reasoning, cost, cache_hit, _price_tier, labels) = ev
+         prompt, completion, cached, cache_write, reasoning, cost, cache_hit, _price_tier, labels, trace_id) = ev
         if ts is not None and (self.clock is None or ts > self.clock):
             self.clock = ts
             streams = self.streams
@@ -231,13 +236,18 @@ class Usage:
             rec[TOK_REASONING] += reasoning
         if cost is not None:
             rec[COST] += cost
+            if call_id:
+                rec[EX_COST] = (call_id, trace_id, cost, ts)
             if self._budgets_active:
                 self.budgets.spend(key[0], cost, ts)
         tpot = None
         if duration is not None:
             rec[DUR_SUM] += duration
             rec[DUR_COUNT] += 1
-            rec[DUR_BUCKETS][bisect_left(self.buckets, duration)] += 1
+            bucket = bisect_left(self.buckets, duration)
+            rec[DUR_BUCKETS][bucket] += 1
+            if call_id:
+                rec[EX_DURATION][bucket] = (call_id, trace_id, duration, ts)
         if ttft is not None:
             rec[TTFT_SUM] += ttft
             rec[TTFT_COUNT] += 1
@@ -323,19 +333,24 @@ class Usage:
         only what changed and a reader (the renderer) tells an unchanged record by identity alone.
         """
         if copies is None:
-            return [(key, [*rec[:SCALARS], *(list(b) for b in rec[SCALARS:KEY])]) for key, rec in self.records.items()]
+            return [(key, self._copy(rec)) for key, rec in self.records.items()]
         out = []
         append = out.append
         get = copies.get
         for key, rec in self.records.items():
             entry = get(key)
             if entry is None or entry[0] is not rec or entry[1] != rec[CHANGES]:
-                entry = copies[key] = (rec, rec[CHANGES], (key, [*rec[:SCALARS], *(list(b) for b in rec[SCALARS:KEY])]))
+                entry = copies[key] = (rec, rec[CHANGES], (key, self._copy(rec)))
             append(entry[2])
         if len(copies) > len(out):
             for key in [key for key in copies if key not in self.records]:
                 del copies[key]
         return out
+
+    @staticmethod
+    def _copy(rec: list) -> list:
+        """A record's values, bucket lists copied, then its exemplars (``EXEMPLARS`` says where)."""
+        return [*rec[:SCALARS], *(list(b) for b in rec[SCALARS:KEY]), list(rec[EX_DURATION]), rec[EX_COST]]
 
     def copy_otel_records(self) -> list[tuple[tuple[str, ...], list]]:
         return [(key, [*rec[:OTEL_SCALARS], *(list(b) for b in rec[OTEL_SCALARS:OTEL_KEY])])
@@ -383,7 +398,8 @@ class Usage:
             if len(scalars) != SCALARS or [len(b) for b in buckets] != widths:
                 raise ValueError(f"record {key} has the wrong shape")
             self.records[key] = [*(float(codec.number(v)) for v in scalars),
-                                 *([codec.count(v) for v in b] for b in buckets), key, 0]
+                                 *([codec.count(v) for v in b] for b in buckets), key, 0,
+                                 [None] * (len(self.buckets) + 1), None]
             self.breakers.register(key[1])
         owidth, owidths = len(self.otel_key_labels), [len(self.bounds[h.bounds]) + 1 for h in _OTEL_HISTOGRAMS]
         for row in data["otel_records"]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
 from prometheus_client.utils import floatToGoString
 
 from llm_log_exporter import __version__
@@ -30,12 +31,12 @@ from llm_log_exporter.aggregate.families import (
     of_naming,
 )
 from llm_log_exporter.aggregate.store import FILE_SLOTS, Store
-from llm_log_exporter.aggregate.usage import INDEX, OTEL_INDEX, TABLES
+from llm_log_exporter.aggregate.usage import EXEMPLARS, INDEX, OTEL_INDEX, TABLES
 from llm_log_exporter.exposition.text import CounterRows, GaugeRows, HistogramRows
 from llm_log_exporter.tailer import Tailer
 
-Rows = list[tuple[tuple[str, ...], Any, None]]  # (label values, value, exemplar)
-_INDEX = {"usage": INDEX, "otel": OTEL_INDEX, "files": {slot: i for i, slot in enumerate(FILE_SLOTS)}}
+Rows = list[tuple[tuple[str, ...], Any, Any]]  # (label values, value, exemplar or None)
+_INDEX = {"usage": {**INDEX, **EXEMPLARS}, "otel": OTEL_INDEX, "files": {slot: i for i, slot in enumerate(FILE_SLOTS)}}
 
 
 @dataclass
@@ -66,6 +67,21 @@ def _view_rows(value: Any) -> Rows:
     return [((), value, None)]
 
 
+# OpenMetrics caps an exemplar's label names and values at 128 characters together.
+_MAX_CALL_ID, _MAX_TRACE_ID = 64, 48
+
+
+def exemplar(kept: tuple[str, str, float, float | None] | None) -> Exemplar | None:
+    """A kept (call_id, trace_id, value, ts) as an OpenMetrics exemplar (ids cut to fit its 128 characters)."""
+    if kept is None:
+        return None
+    call_id, trace_id, value, ts = kept
+    labels = {"call_id": call_id[:_MAX_CALL_ID]}
+    if trace_id:
+        labels["trace_id"] = trace_id[:_MAX_TRACE_ID]
+    return Exemplar(labels, value, ts)
+
+
 def build(family: Family, exposed: str, snap: Snapshot) -> Metric | None:
     """The family's rows from one owner's snapshot; None when the owner does not show it now.
 
@@ -84,6 +100,13 @@ def build(family: Family, exposed: str, snap: Snapshot) -> Metric | None:
         index = _INDEX[read.collection]
         parts = [(extra, *(index[f"{name}_{part}"] for part in ("sum", "count", "buckets")))
                  for extra, name in read.split or (("", read.name),)]
+        if family.exemplar:
+            at_ex = index[family.exemplar]
+            _, at_sum, at_count, at_buckets = parts[0]
+            metric.from_records(snap.records[read.collection], lambda key, values: [
+                (key, values[at_buckets], values[at_sum], [exemplar(kept) for kept in values[at_ex]])
+            ] if values[at_count] else [])
+            return metric
         metric.from_records(snap.records[read.collection], lambda key, values: [
             ((*key, extra) if extra else key, values[at_buckets], values[at_sum], None)
             for extra, at_sum, at_count, at_buckets in parts if values[at_count]])
@@ -95,8 +118,10 @@ def build(family: Family, exposed: str, snap: Snapshot) -> Metric | None:
         slots = [(extra, index[slot]) for extra, slot in read.slots]
         if len(slots) == 1 and not slots[0][0]:
             at = slots[0][1]
+            at_ex = index[family.exemplar] if family.exemplar else None
             metric.from_records(snap.records[read.collection], lambda key, values: [
-                (key, values[at], None)] if values[at] is not None else [])
+                (key, values[at], None if at_ex is None else exemplar(values[at_ex]))
+            ] if values[at] is not None else [])
         else:
             metric.from_records(snap.records[read.collection], lambda key, values: [
                 ((*key, extra) if extra else key, values[at], None) for extra, at in slots if values[at] is not None])

@@ -81,6 +81,7 @@ _KEYS = (
     "cache_hit", "error_type",
 )
 _FIELDS = itemgetter(*_KEYS)
+MAX_TRACE_ID = 128  # an optional trace_id longer than this is a bad field
 
 
 def _fast_request(obj: dict[str, Any]) -> Request | None:
@@ -144,9 +145,13 @@ def _fast_request(obj: dict[str, Any]) -> Request | None:
             attribution = labels(obj)
         except InvalidLine:
             return None
+    trace = obj.get("trace_id")
+    if trace is not None and (type(trace) is not str or len(trace) > MAX_TRACE_ID):
+        return None
     return _new(Request, (ts, call_id or "", model, provider or "", tenant or "", status, error,
                           None if d is None else float(d), None if ttft is None else float(ttft), stream,
-                          p, c, ca, cw, r, None if cost is None else float(cost), cache_hit, None, attribution))
+                          p, c, ca, cw, r, None if cost is None else float(cost), cache_hit, None, attribution,
+                          trace or ""))
 
 
 if msgspec is not None:
@@ -180,6 +185,7 @@ if msgspec is not None:
         cost_usd: _Cost | None = None
         cache_hit: bool | None = None
         labels: dict[str, str] | None = None  # names, count and lengths checked by ``labels``
+        trace_id: Annotated[str, Meta(max_length=MAX_TRACE_ID)] | None = None
 
     _decode_line = msgspec.json.Decoder(_Line).decode
     _TYPED_ERRORS: tuple[type[BaseException], ...] = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
@@ -219,7 +225,16 @@ def fast_line(line: bytes) -> list[Event] | None:
     return [_new(Request, (ts, o.call_id or "", o.model, o.provider or "", o.tenant_id or "", status, error,
                            o.duration_s, o.ttft_s if stream else None, stream, o.prompt_tokens or 0,
                            o.completion_tokens or 0, o.cached_tokens or 0, o.cache_write_tokens or 0,
-                           o.reasoning_tokens or 0, o.cost_usd, o.cache_hit, None, attribution))]
+                           o.reasoning_tokens or 0, o.cost_usd, o.cache_hit, None, attribution, o.trace_id or ""))]
+
+
+def _trace_id(obj: dict[str, Any]) -> str:
+    value = obj.get("trace_id")
+    if value is None:
+        return ""
+    if type(value) is not str or len(value) > MAX_TRACE_ID:
+        raise InvalidLine("bad_field", f"trace_id={value!r:.40}")
+    return value
 
 
 def labels(obj: dict[str, Any]) -> dict[str, str] | None:
@@ -278,6 +293,7 @@ def _request(obj: dict[str, Any]) -> Request:
         cost_usd=number(obj, "cost_usd", MAX_COST_USD),
         cache_hit=cache_hit,
         labels=labels(obj),
+        trace_id=_trace_id(obj),
     )
 
 
