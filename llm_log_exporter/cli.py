@@ -14,7 +14,7 @@ import click
 
 from llm_log_exporter import __version__
 from llm_log_exporter.aggregate.calls import DEFAULT_RETRY_WINDOW
-from llm_log_exporter.aggregate.usage import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS
+from llm_log_exporter.aggregate.usage import DEFAULT_BUCKETS, DEFAULT_TPOT_BUCKETS, DEFAULT_TTFT_BUCKETS
 from llm_log_exporter.parsers import names as format_names
 from llm_log_exporter.parsers.options import DEFAULT_TENANT_FROM, TENANT_SOURCES, parse_tenant_from
 
@@ -96,6 +96,17 @@ def _tz(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
+def _extra_labels(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    from llm_log_exporter.aggregate.families import extra_label_problem
+
+    names = tuple(dict.fromkeys(value))
+    for name in names:
+        problem = extra_label_problem(name)
+        if problem:
+            raise click.BadParameter(problem)
+    return names
+
+
 def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
     if not _NAMESPACE.match(value):
         raise click.BadParameter(f"{value!r} is not a valid metric name prefix")
@@ -115,6 +126,10 @@ PRICES = click.option("--prices", metavar="FILE",
 # same LLM_LOG_EXPORTER_* variables), so backfilled history and live data count alike.
 VALUE_OPTIONS = [
     click.option("--namespace", default="llm", callback=_namespace, help="Prefix of the usage metric names."),
+    click.option("--naming", default="llm", type=click.Choice(["llm", "otel"]),
+                 help="Family names: ours (llm), or the OpenTelemetry GenAI semantic conventions' (otel: "
+                      "gen_ai_client_token_usage, gen_ai_client_operation_duration_seconds, …; cost and gateway "
+                      "families keep ours). See docs/metrics.md."),
     click.option("--format", "format", default="auto", type=click.Choice(format_names()),
                  help="Input format; auto detects it per line."),
     MAX_LINE_BYTES,
@@ -122,6 +137,8 @@ VALUE_OPTIONS = [
                  help=f"Request duration buckets in seconds [default: {','.join(map(str, DEFAULT_BUCKETS))}]."),
     click.option("--ttft-buckets", callback=_buckets, metavar="LIST",
                  help=f"Time-to-first-token buckets [default: {','.join(map(str, DEFAULT_TTFT_BUCKETS))}]."),
+    click.option("--tpot-buckets", callback=_buckets, metavar="LIST",
+                 help=f"Time-per-output-token buckets [default: {','.join(map(str, DEFAULT_TPOT_BUCKETS))}]."),
     click.option("--max-tenants", default=1000, type=click.IntRange(1), help="Distinct tenant_id values kept."),
     click.option("--max-models", default=500, type=click.IntRange(1), help="Distinct model values kept."),
     click.option("--max-providers", default=100, type=click.IntRange(1), help="Distinct provider values kept."),
@@ -146,6 +163,13 @@ VALUE_OPTIONS = [
                  help="Distinct (tenant_id, provider, model) combinations kept; the rest fold into __other__."),
     click.option("--max-label-length", default=128, type=click.IntRange(8, 4096),
                  help="Label values are cut to this many characters."),
+    click.option("--extra-label", multiple=True, callback=_extra_labels, metavar="NAME",
+                 help="Export this attribution label of the lines (their `labels` object: key_alias, team_alias, "
+                      "user, end_user, request_model, response_model, repo, or a request metadata key) on the "
+                      "usage families (repeatable; env: space-separated). Each multiplies their series; see "
+                      "docs/metrics.md."),
+    click.option("--max-extra-label-values", default=100, type=click.IntRange(1),
+                 help="Distinct values kept per --extra-label; the rest fold into __other__."),
     PRICES,
     click.option("--tenant-from", default=",".join(DEFAULT_TENANT_FROM), callback=_tenant_from, metavar="LIST",
                  help=f"Where LiteLLM payloads keep the tenant, first match wins; from {', '.join(TENANT_SOURCES)}."),
@@ -299,18 +323,22 @@ _PYTHON_HELP = ("Interpreter (or virtualenv directory) of the target environment
 
 @main.command("install-hook")
 @click.option("--python", "python", metavar="PATH", help=_PYTHON_HELP)
-def install_hook(python: str | None) -> None:
+@click.option("--labels", default="repo", metavar="LIST",
+              help="Attribution labels the hook records unless $LLM_USAGE_LABELS is set: 'repo' (the name of the "
+                   "git top-level directory the program works in), request metadata keys, or 'off'.")
+def install_hook(python: str | None, labels: str) -> None:
     """Make every LiteLLM program in an environment (e.g. aider's) log its calls, unmodified.
 
     \b
     Writes a .pth file and a small hook package into the target's site-packages. The hook waits
     until the program imports litellm, then appends our callback to litellm.callbacks. Calls are
-    written to $LLM_USAGE_LOG (default ~/.aider/usage.jsonl); LLM_USAGE_LOG=off disables it.
+    written to $LLM_USAGE_LOG (default ~/.aider/usage.jsonl); LLM_USAGE_LOG=off disables it. Each
+    line carries the repo label (export it with --extra-label repo, or `report --by repo`).
     """
     from llm_log_exporter.writer.install import HookError, install
 
     try:
-        site, state = install(python)
+        site, state = install(python, labels)
     except HookError as err:
         raise click.ClickException(str(err)) from None
     if not state["hook"]:
@@ -491,7 +519,8 @@ def replay(inputs: tuple[str, ...], output: str | None, tsdb: str | None, quiet:
 @main.command()
 @click.argument("inputs", nargs=-1, metavar="[FILE]...")
 @click.option("--by", default="model", metavar="KEYS",
-              help="Group by model, tenant and/or provider (comma-separated, in column order).")
+              help="Group by model, tenant, provider and/or attribution labels of the lines such as repo, "
+                   "project, key_alias (comma-separated, in column order).")
 @click.option("--period", type=click.Choice(["day", "week", "month"]),
               help="Also group by day, ISO week or month (in --tz).")
 @click.option("--start", metavar="TIME",
@@ -531,6 +560,7 @@ def report(inputs: tuple[str, ...], by: str, period: str | None, start: str | No
     from llm_log_exporter.aggregate.periods import get_zone
     from llm_log_exporter.daemon import Config, build_history
     from llm_log_exporter.history.commands import run_report
+    from llm_log_exporter.history.report import DIMENSIONS
     from llm_log_exporter.history.sources import InputError
     from llm_log_exporter.history.timeparse import parse_time
 
@@ -553,7 +583,8 @@ def report(inputs: tuple[str, ...], by: str, period: str | None, start: str | No
         inputs = (_default_log(),)
     keys = [part.strip() for part in by.split(",") if part.strip()]
     try:
-        _, ingestor, _ = build_history(Config(files=[], format=input_format, prices=prices, tz=tz))
+        labels = [key for key in keys if key not in DIMENSIONS]  # a LiteLLM payload fills only those asked for
+        _, ingestor, _ = build_history(Config(files=[], format=input_format, prices=prices, tz=tz, extra_label=labels))
         text = run_report(inputs, ingestor, keys, period, fmt, bounds["start"], bounds["end"], max_line_bytes,
                           zone=zone, sort=sort, top=top, budgets=budget_table)
     except InputError as err:

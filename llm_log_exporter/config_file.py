@@ -140,9 +140,9 @@ def _yaml_value(key: str, option: click.Option) -> str:
     if default is None and option.is_flag:
         default = False
     if key.endswith("buckets") and default is None:
-        from llm_log_exporter.aggregate.usage import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS
+        from llm_log_exporter.aggregate.usage import DEFAULT_BUCKETS, DEFAULT_TPOT_BUCKETS, DEFAULT_TTFT_BUCKETS
 
-        default = list(DEFAULT_TTFT_BUCKETS if key.startswith("ttft") else DEFAULT_BUCKETS)
+        default = list({"ttft": DEFAULT_TTFT_BUCKETS, "tpot": DEFAULT_TPOT_BUCKETS}.get(key[:4], DEFAULT_BUCKETS))
     if option.multiple:
         default = list(default or ())
     return json.dumps(default)

@@ -28,7 +28,7 @@ from llm_log_exporter.aggregate.ingest import DEFAULT_MAX_FUTURE_SKEW, Ingestor
 from llm_log_exporter.aggregate.periods import LOCAL, get_zone
 from llm_log_exporter.aggregate.prices import load_prices
 from llm_log_exporter.aggregate.store import Store
-from llm_log_exporter.aggregate.usage import DEFAULT_BUCKETS, DEFAULT_TTFT_BUCKETS, Usage
+from llm_log_exporter.aggregate.usage import DEFAULT_BUCKETS, DEFAULT_TPOT_BUCKETS, DEFAULT_TTFT_BUCKETS, Usage
 from llm_log_exporter.exposition.collector import (
     FamilyCollector,
     Guarded,
@@ -56,6 +56,7 @@ class Config:
     host: str = "localhost"
     port: int = 9464
     namespace: str = "llm"
+    naming: str = "llm"  # llm: our family names; otel: the OpenTelemetry GenAI names where they exist
     format: str = "auto"
     exclude: Sequence[str] = ()
     from_end: bool = False
@@ -64,6 +65,7 @@ class Config:
     max_line_bytes: int = 1 << 20
     buckets: Sequence[float] = field(default_factory=lambda: DEFAULT_BUCKETS)
     ttft_buckets: Sequence[float] = field(default_factory=lambda: DEFAULT_TTFT_BUCKETS)
+    tpot_buckets: Sequence[float] = field(default_factory=lambda: DEFAULT_TPOT_BUCKETS)
     max_tenants: int = 1000
     max_models: int = 500
     max_providers: int = 100
@@ -76,6 +78,8 @@ class Config:
     derived_breaker: bool = True
     max_label_length: int = 128
     max_label_sets: int = 10_000
+    extra_label: Sequence[str] = ()  # attribution labels exported on the usage families (--extra-label)
+    max_extra_label_values: int = 100
     web_config_file: str | None = None
     web_max_connections: int = 64
     web_read_timeout: float = 10.0
@@ -102,6 +106,7 @@ def build_usage(config: Config, daily: bool = False) -> Usage:
     return Usage(
         buckets=config.buckets,
         ttft_buckets=config.ttft_buckets,
+        tpot_buckets=config.tpot_buckets,
         max_tenants=config.max_tenants,
         max_models=config.max_models,
         max_providers=config.max_providers,
@@ -113,19 +118,24 @@ def build_usage(config: Config, daily: bool = False) -> Usage:
         max_label_sets=config.max_label_sets,
         daily=Daily(zone, config.daily_days, config.daily_label_sets, config.buckets) if daily else None,
         retry_window=config.retry_window,
+        extra_labels=tuple(config.extra_label),
+        max_extra_label_values=config.max_extra_label_values,
+        naming=config.naming,
     )
 
 
 def build_ingestor(config: Config, store: Store) -> Ingestor:
     """Lines → events → store for a config: parser options and prices included; daemon and replay share it."""
-    parser = get_parser(config.format, ParserOptions(tenant_from=tuple(config.tenant_from)))
+    parser = get_parser(config.format, ParserOptions(tenant_from=tuple(config.tenant_from),
+                                                     label_keys=tuple(config.extra_label)))
     return Ingestor(store, parser, load_prices(config.prices), config.max_future_skew)
 
 
 def build_history(config: Config) -> tuple[Store, Ingestor, FamilyCollector]:
     """What ``replay`` and ``report`` count with: the daemon's store, ingestor and usage families."""
     store = Store(build_usage(config))
-    return store, build_ingestor(config, store), FamilyCollector(store_owners(store), config.namespace)
+    collector = FamilyCollector(store_owners(store), config.namespace, naming=config.naming)
+    return store, build_ingestor(config, store), collector
 
 
 def replay_history(config: Config, sources: Sequence[Source], out: BinaryIO, options: ReplayOptions,
@@ -189,7 +199,7 @@ class Exporter:
                   "scrape": scrape_owner(self.scrape_errors)}
         if self.checkpointer is not None:
             owners["checkpoint"] = checkpoint_owner(self.checkpointer)
-        self.registry.register(FamilyCollector(owners, config.namespace, self.scrape_errors))
+        self.registry.register(FamilyCollector(owners, config.namespace, self.scrape_errors, config.naming))
         self.registry.register(Guarded(ProcessCollector(registry=None), "process", self.scrape_errors))
         self.registry.register(Guarded(PlatformCollector(registry=None), "python_info", self.scrape_errors))
         self._stop = threading.Event()

@@ -46,6 +46,12 @@ class Request(NamedTuple):
     # attribution labels. None: not given.
     served_model: str | None = None
     tokens_estimated: bool = False  # the token counts are a tokenizer's estimate, not the provider's
+    # Attribution labels of the line (``labels`` object: key alias, team, user, project, repo, …); the
+    # exporter keeps only those asked for with --extra-label.
+    labels: dict[str, str] | None = None
+    # The trace the call belongs to (a line's optional ``trace_id``): with ``call_id``, the exemplar that links
+    # a latency bucket or the cost to this call.
+    trace_id: str = ""
 
 
 class Attempt(NamedTuple):

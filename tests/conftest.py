@@ -20,7 +20,9 @@ def log(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    server = PrometheusServer(Path(tmp_path_factory.mktemp("prometheus")))
+    # Exemplar storage on, so tests can read exemplars back (query_exemplars); nothing else changes with it.
+    server = PrometheusServer(Path(tmp_path_factory.mktemp("prometheus")),
+                              extra_args=["--enable-feature=exemplar-storage"])
     yield server
     server.stop()
 

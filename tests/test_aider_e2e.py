@@ -9,6 +9,7 @@ pre-seeded price cache so nothing touches the network.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,12 +36,14 @@ def runs(aider: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, obj
     """Three aider runs: streamed (aider's default), non-streamed, and one the server rejects."""
     tmp = tmp_path_factory.mktemp("aider")
     home = make_home(tmp / "home", aider)
+    # aider works in a subdirectory of a git repository (run with --no-git, it leaves the repository alone)
+    subprocess.run(["git", "init", "-q", str(tmp / "webshop")], check=True)
     analytics, usage = tmp / "analytics.jsonl", tmp / "usage.jsonl"
     outcomes = []
     with OpenAIStub() as stub:
         for extra, fail in (((), None), (("--no-stream",), None), (("--no-stream",), 400)):
             stub.fail_status = fail
-            run = run_aider(aider, home, tmp / "work", stub.base_url, analytics, usage, extra=extra)
+            run = run_aider(aider, home, tmp / "webshop" / "src", stub.base_url, analytics, usage, extra=extra)
             assert run.returncode == 0, run.stdout + run.stderr
             outcomes.append(run)
         served = len(stub.requests)
@@ -101,3 +104,20 @@ def test_real_daemon_follows_both_logs(runs: dict) -> None:  # type: ignore[type
         assert value(s, "llm_exporter_lines_total", result="invalid") == 0
         assert value(s, "llm_requests_total", status="success") == 4  # two calls, seen by both logs
 
+
+
+def test_hook_records_the_repository_and_report_gives_spend_per_repo(runs: dict) -> None:  # type: ignore[type-arg]
+    from click.testing import CliRunner
+
+    from llm_log_exporter.cli import main
+
+    usage = [e for e in lines(runs["usage"]) if e["event"] == "request"]
+    assert [e["labels"]["repo"] for e in usage] == ["webshop"] * 3  # the top-level directory's name, nothing else
+    assert str(runs["usage"].parent) not in runs["usage"].read_text()
+    by_repo = metrics_for_files([runs["usage"]], extra_label=("repo",))
+    assert value(by_repo, "llm_requests_total", repo="webshop") == 3
+    assert value(by_repo, "llm_cost_usd_total", repo="webshop") == value(by_repo, "llm_cost_usd_total") > 0
+    result = CliRunner().invoke(main, ["report", str(runs["usage"]), "--by", "repo", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.output)["rows"]
+    assert row["repo"] == "webshop" and row["requests"] == 3 and row["cost_usd"] > 0

@@ -45,7 +45,7 @@ KEYS = [
     "v", "event", "ts", "call_id", "model", "provider", "tenant_id", "status", "error_type",
     "duration_s", "ttft_s", "stream", "prompt_tokens", "completion_tokens", "total_tokens",
     "cached_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd", "cache_hit", "served_model",
-    "tokens_estimated",
+    "tokens_estimated", "labels",
 ]  # fmt: skip
 
 
@@ -733,3 +733,46 @@ def test_classify_error_covers_litellm_exceptions() -> None:
     for name, expected in names.items():
         assert hasattr(litellm.exceptions, name), name
         assert classify_error(name, None) == expected, name
+
+
+@needs_litellm
+def test_configured_metadata_keys_become_line_labels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "l.jsonl"
+    litellm.callbacks = [UsageLogger(path, labels="project,cost_center,missing")]
+    long = "x" * 500
+    litellm.completion(model=MODEL, messages=messages(), mock_response="x",
+                       metadata={"project": "apollo", "cost_center": long, "secret_note": "not copied"})
+    (event,) = wait_lines(path, 1)
+    labels = event["labels"]
+    assert labels["project"] == "apollo"
+    assert labels["cost_center"] == "x" * 128  # values are bounded
+    assert "missing" not in labels and "secret_note" not in labels  # only configured keys, only when set
+    assert labels["request_model"] == MODEL and labels["response_model"].startswith(MODEL)
+
+    reset_litellm_callbacks()
+    monkeypatch.setenv("LLM_USAGE_LABELS", "project")  # the function-style and hook configuration
+    path2 = tmp_path / "l2.jsonl"
+    litellm.callbacks = [UsageLogger(path2)]
+    litellm.completion(model=MODEL, messages=messages(), mock_response="x", metadata={"project": "gemini"})
+    (event,) = wait_lines(path2, 1)
+    assert event["labels"]["project"] == "gemini"
+
+
+@needs_litellm
+def test_repo_label_is_the_git_top_level_directory_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "webshop"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "src" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(repo / "src" / "deep")
+    path = tmp_path / "r.jsonl"
+    litellm.callbacks = [UsageLogger(path, labels="repo")]
+    litellm.completion(model=MODEL, messages=messages(), mock_response="x")
+    (event,) = wait_lines(path, 1)
+    assert event["labels"]["repo"] == "webshop"  # the name only: no path, no remote, no branch
+    assert str(tmp_path) not in path.read_text()
+
+    monkeypatch.chdir(tmp_path)  # outside any repository: no repo label
+    assert "repo" not in UsageLogger(tmp_path / "x.jsonl", labels="repo").static_labels
+    monkeypatch.setenv("LLM_USAGE_LABELS", "off")
+    monkeypatch.chdir(repo)
+    assert UsageLogger(tmp_path / "y.jsonl").static_labels == {}

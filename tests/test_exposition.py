@@ -7,6 +7,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
@@ -201,3 +202,25 @@ def test_label_values_sanitized(tmp_path: Path) -> None:
     [labels] = [dict(ls) for n, ls in samples if n == "llm_requests_total" and ("status", "success") in ls]
     assert labels["model"] == "mxz"
     assert labels["tenant_id"] == "t" * 128
+
+
+def test_time_per_output_token_for_streams_with_two_or_more_output_tokens(tmp_path: Path) -> None:
+    log = tmp_path / "u.jsonl"
+    log.write_text(
+        # (2.3 - 0.3) / (41 - 1) = 0.05 s per token after the first
+        '{"v":1,"event":"request","model":"m","duration_s":2.3,"stream":true,"ttft_s":0.3,"completion_tokens":41}\n'
+        # one output token: no time per token
+        '{"v":1,"event":"request","model":"m","duration_s":1.0,"stream":true,"ttft_s":0.2,"completion_tokens":1}\n'
+        # not streamed: no time to first token, so none
+        '{"v":1,"event":"request","model":"m","duration_s":4.0,"stream":false,"completion_tokens":100}\n'
+        # (1.5 - 0.5) / (5 - 1) = 0.25
+        '{"v":1,"event":"request","model":"m","duration_s":1.5,"stream":true,"ttft_s":0.5,"completion_tokens":5}\n'
+    )
+    samples = metrics_for_files([log])
+    assert value(samples, "llm_time_per_output_token_seconds_count") == 2
+    assert value(samples, "llm_time_per_output_token_seconds_sum") == pytest.approx(0.3)
+    assert value(samples, "llm_time_per_output_token_seconds_bucket", le="0.05") == 1
+    assert value(samples, "llm_time_per_output_token_seconds_bucket", le="0.2") == 1
+    assert value(samples, "llm_time_per_output_token_seconds_bucket", le="0.3") == 2
+    custom = metrics_for_files([log], tpot_buckets=(0.1,))
+    assert value(custom, "llm_time_per_output_token_seconds_bucket", le="0.1") == 1

@@ -8,7 +8,15 @@ import re
 import pytest
 from prometheus_client.registry import CollectorRegistry
 
-from llm_log_exporter.aggregate.families import FAMILIES, NAMESPACE, USAGE_LABELS, Histogram, Slots
+from llm_log_exporter.aggregate.families import (
+    COLLECTION_LABELS,
+    FAMILIES,
+    NAMESPACE,
+    USAGE_LABELS,
+    Histogram,
+    Slots,
+    of_naming,
+)
 from llm_log_exporter.exposition.collector import FamilyCollector, store_owners
 from tests.helpers import FIXTURES, ROOT
 
@@ -23,7 +31,7 @@ def _documented() -> dict[str, tuple[str, tuple[str, ...], bool]]:
         if line.startswith("| family |"):
             usage_table = "extra labels" in line
             continue
-        if not line.startswith("| `llm_"):
+        if not line.startswith(("| `llm_", "| `gen_ai_")):
             continue
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
         kind = cells[1].split(":")[0].split(" ")[0]
@@ -31,7 +39,7 @@ def _documented() -> dict[str, tuple[str, tuple[str, ...], bool]]:
             re.match(r"\s*`([a-z_]+)`", part).group(1)  # type: ignore[union-attr]
             for part in cells[2].split(",") if re.match(r"\s*`([a-z_]+)`", part)
         )
-        for name in re.findall(r"`(llm_[a-z_]+)`", cells[0]):
+        for name in re.findall(r"`((?:llm|gen_ai)_[a-z_]+)`", cells[0]):
             out[name] = (kind, labels, usage_table)
     return out
 
@@ -48,7 +56,8 @@ def test_docs_describe_every_family_with_its_type_and_labels() -> None:
         assert name in documented, f"docs/metrics.md has no row for {name}"
         kind, labels, usage_table = documented[name]
         assert kind == family.type, name
-        expected = family.labels[len(USAGE_LABELS):] if usage_table else family.labels
+        base = COLLECTION_LABELS.get(getattr(family.read, "collection", ""), USAGE_LABELS)
+        expected = family.labels[len(base):] if usage_table else family.labels
         assert labels == expected, (name, labels, expected)
 
 
@@ -57,12 +66,14 @@ def test_docs_name_no_family_the_table_lacks() -> None:
     assert set(_documented()) <= declared, set(_documented()) - declared
 
 
-def test_a_scrape_shows_exactly_the_families_of_the_table(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("naming", ["llm", "otel"])
+def test_a_scrape_shows_exactly_the_families_of_the_table(tmp_path, naming: str) -> None:  # type: ignore[no-untyped-def]
     from prometheus_client.exposition import generate_latest
 
     from llm_log_exporter.daemon import Config, Exporter
 
-    exporter = Exporter(Config(files=[str(FIXTURES / "sample.jsonl")], poll=True, state_file=str(tmp_path / "s")))
+    exporter = Exporter(Config(files=[str(FIXTURES / "sample.jsonl")], poll=True, state_file=str(tmp_path / "s"),
+                               naming=naming))
     try:
         exporter.tailer.poll_once()
         exporter.store.ready.set()
@@ -70,8 +81,9 @@ def test_a_scrape_shows_exactly_the_families_of_the_table(tmp_path) -> None:  # 
         text = generate_latest(exporter.registry).decode()
     finally:
         exporter.tailer.close()
-    shown = {line.split()[2]: line.split()[3] for line in text.splitlines() if line.startswith("# TYPE llm_")}
-    expected = {_exposed(f): f.type for f in FAMILIES if f.owner != "http"}  # no server bound here
+    shown = {line.split()[2]: line.split()[3] for line in text.splitlines()
+             if line.startswith(("# TYPE llm_", "# TYPE gen_ai_"))}
+    expected = {_exposed(f): f.type for f in of_naming(naming) if f.owner != "http"}  # no server bound here
     assert shown == expected
 
 
@@ -91,7 +103,8 @@ def test_namespace_renames_usage_families_only() -> None:
         if family.prefix == NAMESPACE:
             assert family.exposed("aigateway") == f"aigateway_{family.name}"
         else:
-            assert family.exposed("aigateway") == family.exposed("llm") == f"llm_exporter_{family.name}"
+            assert family.exposed("aigateway") == family.exposed("llm") == f"{family.prefix}_{family.name}"
+            assert family.prefix in ("llm_exporter", "gen_ai")
 
 
 def test_record_families_read_declared_slots() -> None:
@@ -100,7 +113,7 @@ def test_record_families_read_declared_slots() -> None:
     for family in FAMILIES:
         if isinstance(family.read, Slots) and family.read.collection == "usage":
             assert all(slot in INDEX for _, slot in family.read.slots)
-        if isinstance(family.read, Histogram):
+        if isinstance(family.read, Histogram) and family.read.collection == "usage":
             assert {f"{family.read.name}_{p}" for p in ("sum", "count", "buckets")} <= set(INDEX)
 
 

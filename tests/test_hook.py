@@ -163,3 +163,11 @@ def test_reinstall_replaces_an_earlier_single_file_hook(target: Path, tmp_path: 
     out = run(target, "import litellm; print([type(c).__name__ for c in litellm.callbacks])",
               LLM_USAGE_LOG=str(tmp_path / "u.jsonl"))
     assert out.stdout.strip() == "['UsageLogger']", out.stderr
+
+
+def test_install_hook_labels_option_sets_the_hooks_default(tmp_path: Path) -> None:
+    from llm_log_exporter.writer.install import hook_sources
+
+    assert "DEFAULT_LABELS = 'repo'" in hook_sources()["__init__.py"]
+    assert "DEFAULT_LABELS = 'off'" in hook_sources("off")["__init__.py"]
+    assert "DEFAULT_LABELS = 'repo,project'" in hook_sources("repo,project")["__init__.py"]

@@ -40,8 +40,9 @@ FORMAT = "llm-log-exporter-state"
 VERSION = 2
 
 # Options whose change makes saved counters mean something else (namespace, port, paths do not).
-MEANINGFUL_OPTIONS = ("format", "buckets", "ttft_buckets", "max_tenants", "max_models", "max_providers",
-                      "max_line_bytes", "derived_breaker", "tz", "daily_days", "daily_label_sets")
+MEANINGFUL_OPTIONS = ("format", "buckets", "ttft_buckets", "tpot_buckets", "max_tenants", "max_models",
+                      "max_providers", "max_line_bytes", "derived_breaker", "tz", "daily_days", "daily_label_sets",
+                      "extra_label", "max_extra_label_values", "naming")
 
 # Load outcomes, exposed as llm_exporter_state_load_info{result}.
 RESTORED, ABSENT, CORRUPT, FOREIGN = "restored", "absent", "corrupt", "foreign"
@@ -64,8 +65,11 @@ def settings_of(config: Any) -> dict[str, Any]:
     for name in MEANINGFUL_OPTIONS:
         value = getattr(config, name)
         if name == "tz":  # the zone itself, not "local": days and budget periods are cut in it
-            value = zone_name(get_zone(value))
-        out[name] = [float(v) for v in sorted(value)] if isinstance(value, (list, tuple)) else value
+            out[name] = zone_name(get_zone(value))
+        elif name == "extra_label":  # names, in key-column order
+            out[name] = [str(v) for v in value]
+        else:
+            out[name] = [float(v) for v in sorted(value)] if isinstance(value, (list, tuple)) else value
     return out
 
 

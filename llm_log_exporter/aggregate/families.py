@@ -21,10 +21,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
+from llm_log_exporter.schema import LABEL_NAME
+
 NAMESPACE = "namespace"  # the prefix is --namespace (default "llm")
 SELF = "llm_exporter"  # self-metrics keep their prefix whatever the namespace
 
 USAGE_LABELS = ("tenant_id", "provider", "model")
+# --naming otel: the OpenTelemetry GenAI semantic conventions' attributes as Prometheus labels (records of
+# the "otel" collection are keyed by them), and our tenant label.
+OTEL_LABELS = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "error_type", "tenant_id")
+GEN_AI = "gen_ai"  # the prefix of the OTel families, whatever --namespace says
+COLLECTION_LABELS = {"usage": USAGE_LABELS, "otel": OTEL_LABELS}
+NAMINGS = ("llm", "otel")
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,8 @@ class Histogram:
     collection: str
     name: str  # the record keeps <name>_sum, <name>_count and <name>_buckets
     bounds: str  # the option holding its bucket bounds
+    # One family over several kept histograms, told apart by its last label: (label value, histogram name).
+    split: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,14 +80,23 @@ class Family:
     owner: str  # usage | files | store | tailer | checkpoint | scrape | http (who holds the value)
     prefix: str = NAMESPACE
     unit: str = ""
+    naming: str = ""  # "" in every --naming; "llm" or "otel": only in that one
+    # Where a record copy keeps this family's exemplars (OpenMetrics only): the newest call per histogram
+    # bucket, or per counter series; "" for none.
+    exemplar: str = ""
 
     def exposed(self, namespace: str) -> str:
         """The family name a scrape shows (``_total`` is added to counter samples by the renderer)."""
         return f"{namespace if self.prefix == NAMESPACE else self.prefix}_{self.name}"
 
 
-def _usage(name: str, typ: str, help: str, read: Read, extra: tuple[str, ...] = ()) -> Family:
-    return Family(name, typ, help, (*USAGE_LABELS, *extra), read, "usage")
+def _usage(name: str, typ: str, help: str, read: Read, extra: tuple[str, ...] = (), naming: str = "",
+           exemplar: str = "") -> Family:
+    return Family(name, typ, help, (*USAGE_LABELS, *extra), read, "usage", naming=naming, exemplar=exemplar)
+
+
+def _otel(name: str, help: str, read: Histogram, unit: str, extra: tuple[str, ...] = ()) -> Family:
+    return Family(name, "histogram", help, (*OTEL_LABELS, *extra), read, "usage", GEN_AI, unit, "otel")
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -105,11 +124,25 @@ FAMILIES: tuple[Family, ...] = (
     _usage("requests", "counter", "LLM requests by final status.",
            Slots("usage", (("success", "requests_success"), ("failure", "requests_failure"))), ("status",)),
     _usage("request_duration_seconds", "histogram", "LLM request duration in seconds.",
-           Histogram("usage", "duration", "buckets")),
+           Histogram("usage", "duration", "buckets"), naming="llm", exemplar="duration_exemplars"),
     _usage("time_to_first_token_seconds", "histogram", "Time to first token of streaming calls, in seconds.",
-           Histogram("usage", "ttft", "ttft_buckets")),
+           Histogram("usage", "ttft", "ttft_buckets"), naming="llm"),
+    _usage("time_per_output_token_seconds", "histogram",
+           "Time per output token after the first of streaming calls with 2+ output tokens, in seconds.",
+           Histogram("usage", "tpot", "tpot_buckets"), naming="llm"),
     _usage("tokens", "counter", "Tokens by type (input, output); sum over type is total tokens.",
-           Slots("usage", (("input", "tokens_input"), ("output", "tokens_output"))), ("type",)),
+           Slots("usage", (("input", "tokens_input"), ("output", "tokens_output"))), ("type",), naming="llm"),
+    # --- the same, as the OpenTelemetry GenAI semantic conventions name them (--naming otel)
+    _otel("client_token_usage", "Tokens per call by type (input, output).",
+          Histogram("otel", "tokens", "token_buckets", (("input", "input_tokens"), ("output", "output_tokens"))),
+          "", ("gen_ai_token_type",)),
+    _otel("client_operation_duration_seconds", "GenAI operation duration in seconds.",
+          Histogram("otel", "op_duration", "buckets"), "seconds"),
+    _otel("server_time_to_first_token_seconds", "Time to first token of streaming calls, in seconds.",
+          Histogram("otel", "op_ttft", "ttft_buckets"), "seconds"),
+    _otel("server_time_per_output_token_seconds",
+          "Time per output token after the first of streaming calls with 2+ output tokens, in seconds.",
+          Histogram("otel", "op_tpot", "tpot_buckets"), "seconds"),
     _usage("cached_tokens", "counter", "Input tokens read from the provider's prompt cache (subset of input).",
            Slots("usage", (("", "cached_tokens"),))),
     _usage("cache_write_tokens", "counter", "Input tokens written to the provider's prompt cache (subset of input).",
@@ -117,7 +150,7 @@ FAMILIES: tuple[Family, ...] = (
     _usage("reasoning_tokens", "counter", "Reasoning tokens (subset of output).",
            Slots("usage", (("", "reasoning_tokens"),))),
     _usage("cost_usd", "counter", "Cost in US dollars of calls whose cost is known.",
-           Slots("usage", (("", "cost_usd"),))),
+           Slots("usage", (("", "cost_usd"),)), exemplar="cost_exemplar"),
     # --- the AI-gateway view
     Family("cache_hits", "counter", "Responses served from a cache.", ("tenant_id",), Table("cache", "hits"),
            "usage"),
@@ -196,7 +229,21 @@ def record_slots(collection: str) -> tuple[str, ...]:
 
 
 def record_histograms(collection: str) -> tuple[Histogram, ...]:
-    return tuple(f.read for f in FAMILIES if isinstance(f.read, Histogram) and f.read.collection == collection)
+    """The histograms a collection's records keep (a split family's parts each), in table order."""
+    out: list[Histogram] = []
+    for family in FAMILIES:
+        read = family.read
+        if isinstance(read, Histogram) and read.collection == collection:
+            if read.split:
+                out.extend(Histogram(collection, name, read.bounds) for _, name in read.split)
+            else:
+                out.append(read)
+    return tuple(out)
+
+
+def of_naming(naming: str) -> tuple[Family, ...]:
+    """The families a scrape shows with ``--naming naming``."""
+    return tuple(family for family in FAMILIES if family.naming in ("", naming))
 
 
 def tables() -> dict[str, tuple[str, ...]]:
@@ -210,3 +257,13 @@ def tables() -> dict[str, tuple[str, ...]]:
 
 def table_labels(table: str) -> tuple[str, ...]:
     return next(f.labels for f in FAMILIES if isinstance(f.read, Table) and f.read.table == table)
+
+
+def extra_label_problem(name: str) -> str | None:
+    """Why ``name`` cannot be an --extra-label (None when it can): a label name, and not one the usage
+    families already use (``le`` included)."""
+    if not LABEL_NAME.fullmatch(name):
+        return f"{name!r} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)"
+    if name == "le" or any(name in f.labels for f in FAMILIES if f.owner == "usage"):
+        return f"{name!r} is a label of the usage families already"
+    return None

@@ -17,6 +17,7 @@ from operator import add
 from typing import Any
 
 from llm_log_exporter.aggregate.periods import zone_name
+from llm_log_exporter.schema import LABEL_NAME
 
 # The summed values, in record order (``daily`` records start with them).
 COUNTS = ("requests", "failed", "input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens",
@@ -143,11 +144,13 @@ class Group:
         }
 
 
-def check_keys(by: Sequence[str], sort: str = "cost", top: int | None = None) -> list[str]:
-    """``by`` without repeats; ``ValueError`` naming what is wrong."""
-    unknown = [b for b in by if b not in DIMENSIONS]
+def check_keys(by: Sequence[str], sort: str = "cost", top: int | None = None, labels: bool = False) -> list[str]:
+    """``by`` without repeats; ``ValueError`` naming what is wrong. ``labels``: attribution label names of
+    the lines (repo, project, …) are keys too (the report's; the per-day sums keep the dimensions only)."""
+    unknown = [b for b in by if b not in DIMENSIONS and not (labels and LABEL_NAME.fullmatch(b))]
     if unknown or not by:
-        raise ValueError(f"by takes {', '.join(DIMENSIONS)} (comma-separated), not {','.join(unknown)!r}")
+        more = " or attribution label names such as repo" if labels else ""
+        raise ValueError(f"by takes {', '.join(DIMENSIONS)}{more} (comma-separated), not {','.join(unknown)!r}")
     if sort not in SORTS:
         raise ValueError(f"sort takes {', '.join(SORTS)}, not {sort!r}")
     if top is not None and top < 1:

@@ -18,7 +18,7 @@ from llm_log_exporter.aggregate.breaker import Breakers
 from llm_log_exporter.aggregate.budgets import Budgets
 from llm_log_exporter.aggregate.calls import DEFAULT_RETRY_WINDOW, Calls
 from llm_log_exporter.aggregate.daily import Daily
-from llm_log_exporter.aggregate.families import record_histograms, record_slots, tables
+from llm_log_exporter.aggregate.families import OTEL_LABELS, USAGE_LABELS, record_histograms, record_slots, tables
 from llm_log_exporter.aggregate.labels import MAX_LABEL_LENGTH, OTHER, LabelGuard
 from llm_log_exporter.aggregate.streams import Streams
 from llm_log_exporter.events import (
@@ -35,6 +35,10 @@ from llm_log_exporter.events import (
 
 DEFAULT_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 DEFAULT_TTFT_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# The OpenTelemetry GenAI convention's advice for gen_ai.server.time_per_output_token.
+DEFAULT_TPOT_BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5)
+# The OpenTelemetry GenAI convention's advice for gen_ai.client.token.usage (fixed: the convention's).
+TOKEN_BUCKETS: tuple[float, ...] = tuple(float(4 ** i) for i in range(14))  # 1, 4, 16, … 67108864
 MAX_LABEL_SETS = 10_000
 
 # Record layout: the scalar slots, then each histogram's sum and count, then each histogram's bucket counts,
@@ -58,10 +62,33 @@ TOK_CACHED, TOK_CACHE_WRITE, TOK_REASONING = INDEX["cached_tokens"], INDEX["cach
 COST = INDEX["cost_usd"]
 DUR_SUM, DUR_COUNT, DUR_BUCKETS = INDEX["duration_sum"], INDEX["duration_count"], INDEX["duration_buckets"]
 TTFT_SUM, TTFT_COUNT, TTFT_BUCKETS = INDEX["ttft_sum"], INDEX["ttft_count"], INDEX["ttft_buckets"]
+TPOT_SUM, TPOT_COUNT, TPOT_BUCKETS = INDEX["tpot_sum"], INDEX["tpot_count"], INDEX["tpot_buckets"]
 KEY = INDEX["key"]
 CHANGES = KEY + 1
+# Exemplars (not saved): per duration bucket and for the cost, the newest call's (call_id, trace_id, value, ts).
+EX_DURATION, EX_COST = CHANGES + 1, CHANGES + 2
+# Where a copy (``copy_records``: scalars, bucket lists, then the exemplars) keeps them, by the names the
+# family table's ``exemplar`` field uses.
+EXEMPLARS = {"duration_exemplars": KEY, "cost_exemplar": KEY + 1}
 
-LabelKey = tuple[str, str, str]  # tenant_id, provider, model
+# --naming otel: records keyed by the OTel labels, holding the convention's histograms only.
+_OTEL_HISTOGRAMS = record_histograms("otel")
+OTEL_LAYOUT: tuple[str, ...] = (
+    *(f"{h.name}_{part}" for h in _OTEL_HISTOGRAMS for part in ("sum", "count")),
+    *(f"{h.name}_buckets" for h in _OTEL_HISTOGRAMS),
+    "key",
+)
+OTEL_INDEX = {name: i for i, name in enumerate(OTEL_LAYOUT)}
+OTEL_SCALARS = OTEL_INDEX[f"{_OTEL_HISTOGRAMS[0].name}_buckets"]
+OTEL_KEY = OTEL_INDEX["key"]
+O_DUR, O_TTFT, O_TPOT, O_IN, O_OUT = (OTEL_INDEX[f"{h}_sum"] for h in
+                                      ("op_duration", "op_ttft", "op_tpot", "input_tokens", "output_tokens"))
+O_BUCKETS = {at: OTEL_INDEX[f"{h}_buckets"] for at, h in
+             zip((O_DUR, O_TTFT, O_TPOT, O_IN, O_OUT),
+                 ("op_duration", "op_ttft", "op_tpot", "input_tokens", "output_tokens"), strict=True)}
+OPERATION = "chat"  # gen_ai.operation.name: every call the lines describe is a chat / text completion
+
+LabelKey = tuple[str, ...]  # tenant_id, provider, model, then the --extra-label values
 TABLES = tables()
 _HISTOGRAMS = record_histograms("usage")
 
@@ -73,6 +100,7 @@ class Usage:
         self,
         buckets: Sequence[float] = DEFAULT_BUCKETS,
         ttft_buckets: Sequence[float] = DEFAULT_TTFT_BUCKETS,
+        tpot_buckets: Sequence[float] = DEFAULT_TPOT_BUCKETS,
         max_tenants: int = 1000,
         max_models: int = 500,
         max_providers: int = 100,
@@ -84,18 +112,35 @@ class Usage:
         max_label_sets: int = MAX_LABEL_SETS,
         daily: Daily | None = None,
         retry_window: float = DEFAULT_RETRY_WINDOW,
+        extra_labels: Sequence[str] = (),
+        max_extra_label_values: int = 100,
+        naming: str = "llm",
     ) -> None:
         self.bounds = {
             "buckets": tuple(sorted(float(b) for b in buckets)),
             "ttft_buckets": tuple(sorted(float(b) for b in ttft_buckets)),
+            "tpot_buckets": tuple(sorted(float(b) for b in tpot_buckets)),
+            "token_buckets": TOKEN_BUCKETS,
         }
         self.buckets = self.bounds["buckets"]
         self.ttft_buckets = self.bounds["ttft_buckets"]
+        self.tpot_buckets = self.bounds["tpot_buckets"]
         self.guards = {
             "tenant_id": LabelGuard("tenant_id", max_tenants, max_label_length),
             "provider": LabelGuard("provider", max_providers, max_label_length),
             "model": LabelGuard("model", max_models, max_label_length),
         }
+        # Attribution labels asked for with --extra-label: more columns of the record key, each bounded.
+        self.extra_labels = tuple(extra_labels)
+        for name in self.extra_labels:  # "" (a line without the label) is always kept, beside the limit
+            guard = self.guards[name] = LabelGuard(name, max_extra_label_values + 1, max_label_length)
+            guard.seen.add("")
+        self.key_labels = (*USAGE_LABELS, *self.extra_labels)
+        self._key_guards = tuple(self.guards[name] for name in self.key_labels)
+        # --naming otel: the OTel histograms, by (operation, provider, model, error_type, tenant, extras)
+        self.otel = naming == "otel"
+        self.otel_records: dict[tuple[str, ...], list] = {}
+        self.otel_key_labels = (*OTEL_LABELS, *self.extra_labels)
         self.records: dict[LabelKey, list] = {}
         # The per-label limits multiply (1000 x 100 x 500 by default), so the combinations are capped too.
         self.max_label_sets = max_label_sets
@@ -140,23 +185,18 @@ class Usage:
                 self._settle(self.calls.due(ts))
 
     def _record(self, raw: LabelKey) -> list:
-        guards = self.guards
-        key = (
-            guards["tenant_id"].admit(raw[0]),
-            guards["provider"].admit(raw[1]),
-            guards["model"].admit(raw[2]),
-        )
+        key = tuple(guard.admit(value) for guard, value in zip(self._key_guards, raw, strict=True))
         record = self.records.get(key)
         if record is None and len(self.records) >= self.max_label_sets:
             self.label_set_overflow += 1
-            key = (OTHER, OTHER, OTHER)
+            key = (OTHER,) * len(key)
             record = self.records.get(key)
         if record is None:
             record = [0.0] * SCALARS + [[0] * (len(self.bounds[h.bounds]) + 1) for h in _HISTOGRAMS]
-            record += (key, 0)
+            record += (key, 0, [None] * (len(self.buckets) + 1), None)
             self.records[key] = record
             self.breakers.register(key[1])
-        if len(raw[0]) + len(raw[1]) + len(raw[2]) <= self._cacheable_length:
+        if sum(map(len, raw)) <= self._cacheable_length:
             if len(self._keys) >= self._key_cache_limit:
                 self._keys.clear()
             self._keys[raw] = record
@@ -176,7 +216,8 @@ class Usage:
     def request(self, ev: Request, attempt_counted: bool = False) -> None:
         """A call's outcome; ``attempt_counted``: its failure was counted as an attempt already."""
         (ts, call_id, _model, _provider, _tenant, status, error_type, duration, ttft, _stream,
-         prompt, completion, cached, cache_write, reasoning, cost, cache_hit, _price_tier, _served, estimated) = ev
+         prompt, completion, cached, cache_write, reasoning, cost, cache_hit, _price_tier, _served, estimated, labels,
+         trace_id) = ev
         if ts is not None and (self.clock is None or ts > self.clock):
             self.clock = ts
             streams = self.streams
@@ -185,6 +226,9 @@ class Usage:
             if ts >= self.calls.next_due:
                 self._settle(self.calls.due(ts))
         raw = (_tenant, _provider, _model)
+        if self.extra_labels:
+            raw = (*raw, *((labels.get(name, "") for name in self.extra_labels) if labels else
+                           ("",) * len(self.extra_labels)))
         rec = self._keys.get(raw) or self._record(raw)
         rec[CHANGES] += 1
         key = rec[KEY]
@@ -212,28 +256,72 @@ class Usage:
             self._estimated(key[2], prompt, completion)
         if cost is not None:
             rec[COST] += cost
+            if call_id:
+                rec[EX_COST] = (call_id, trace_id, cost, ts)
             if self._budgets_active:
                 self.budgets.spend(key[0], cost, ts)
+        tpot = None
         if duration is not None:
             rec[DUR_SUM] += duration
             rec[DUR_COUNT] += 1
-            rec[DUR_BUCKETS][bisect_left(self.buckets, duration)] += 1
+            bucket = bisect_left(self.buckets, duration)
+            rec[DUR_BUCKETS][bucket] += 1
+            if call_id:
+                rec[EX_DURATION][bucket] = (call_id, trace_id, duration, ts)
         if ttft is not None:
             rec[TTFT_SUM] += ttft
             rec[TTFT_COUNT] += 1
             rec[TTFT_BUCKETS][bisect_left(self.ttft_buckets, ttft)] += 1
+            # Time per output token: the decode phase over the tokens after the first (streams only,
+            # since ttft is only kept for them), as the OTel GenAI convention and vLLM define it.
+            if completion >= 2 and duration is not None and duration >= ttft:
+                tpot = (duration - ttft) / (completion - 1)
+                rec[TPOT_SUM] += tpot
+                rec[TPOT_COUNT] += 1
+                rec[TPOT_BUCKETS][bisect_left(self.tpot_buckets, tpot)] += 1
         if self.daily is not None:  # an event without ts is placed at the newest time seen
-            self.daily.request(key, ts if ts is not None else self.clock, status, prompt, completion, cached,
+            self.daily.request(key[:3], ts if ts is not None else self.clock, status, prompt, completion, cached,
                                cache_write, reasoning, cost, duration)
+        if self.otel:
+            self._otel(key, error_type or "other" if status != "success" else "", duration, ttft, tpot, prompt,
+                       completion)
+
+    def _otel(self, key: LabelKey, error_type: str, duration: float | None, ttft: float | None,
+              tpot: float | None, prompt: int, completion: int) -> None:
+        """The OTel histograms of one call (--naming otel): duration, TTFT, TPOT and token usage per call."""
+        okey = (OPERATION, key[1], key[2], error_type, key[0], *key[3:])
+        rec = self.otel_records.get(okey)
+        if rec is None:
+            if len(self.otel_records) >= self.max_label_sets:
+                self.label_set_overflow += 1
+                okey = (OPERATION, OTHER, OTHER, error_type, OTHER, *((OTHER,) * (len(key) - 3)))
+                rec = self.otel_records.get(okey)
+            if rec is None:
+                rec = [0.0] * OTEL_SCALARS + [[0] * (len(self.bounds[h.bounds]) + 1) for h in _OTEL_HISTOGRAMS]
+                rec.append(okey)
+                self.otel_records[okey] = rec
+        bounds = self.bounds
+        tokens = None if error_type and not (prompt or completion) else 1  # a failure without usage has none
+        for at, observed, bound in ((O_DUR, duration, "buckets"), (O_TTFT, ttft, "ttft_buckets"),
+                                    (O_TPOT, tpot, "tpot_buckets"), (O_IN, tokens and prompt, "token_buckets"),
+                                    (O_OUT, tokens and completion, "token_buckets")):
+            if observed is not None:
+                rec[at] += observed
+                rec[at + 1] += 1
+                rec[O_BUCKETS[at]][bisect_left(bounds[bound], observed)] += 1
 
     def record_of(self, ev: Request) -> list | None:
         """The record ``ev`` was counted into, when its raw labels are cached (all but very long ones):
         how replay finds what a step changed without comparing every record."""
-        return self._keys.get((ev.tenant_id, ev.provider, ev.model))
+        raw = (ev.tenant_id, ev.provider, ev.model)
+        if self.extra_labels:
+            labels = ev.labels or {}
+            raw = (*raw, *(labels.get(name, "") for name in self.extra_labels))
+        return self._keys.get(raw)
 
     def _failure(self, key: LabelKey, error_type: str, ts: float | None) -> None:
         """A failed upstream attempt, retried or final: provider errors, rate-limit hits, the breaker."""
-        tenant, provider, _ = key
+        tenant, provider = key[0], key[1]
         self._bump("provider_errors", (provider, error_type))
         if error_type == "rate_limit":  # a provider 429 is a rate-limit hit for the tenant too
             self._bump("rate_limits", (tenant,))
@@ -316,19 +404,28 @@ class Usage:
         only what changed and a reader (the renderer) tells an unchanged record by identity alone.
         """
         if copies is None:
-            return [(key, [*rec[:SCALARS], *(list(b) for b in rec[SCALARS:KEY])]) for key, rec in self.records.items()]
+            return [(key, self._copy(rec)) for key, rec in self.records.items()]
         out = []
         append = out.append
         get = copies.get
         for key, rec in self.records.items():
             entry = get(key)
             if entry is None or entry[0] is not rec or entry[1] != rec[CHANGES]:
-                entry = copies[key] = (rec, rec[CHANGES], (key, [*rec[:SCALARS], *(list(b) for b in rec[SCALARS:KEY])]))
+                entry = copies[key] = (rec, rec[CHANGES], (key, self._copy(rec)))
             append(entry[2])
         if len(copies) > len(out):
             for key in [key for key in copies if key not in self.records]:
                 del copies[key]
         return out
+
+    @staticmethod
+    def _copy(rec: list) -> list:
+        """A record's values, bucket lists copied, then its exemplars (``EXEMPLARS`` says where)."""
+        return [*rec[:SCALARS], *(list(b) for b in rec[SCALARS:KEY]), list(rec[EX_DURATION]), rec[EX_COST]]
+
+    def copy_otel_records(self) -> list[tuple[tuple[str, ...], list]]:
+        return [(key, [*rec[:OTEL_SCALARS], *(list(b) for b in rec[OTEL_SCALARS:OTEL_KEY])])
+                for key, rec in self.otel_records.items()]
 
     def views(self) -> dict[str, Any]:
         """The values computed at scrape time, as of the event clock; reading changes nothing."""
@@ -388,6 +485,8 @@ class Usage:
         return {
             "layout": list(LAYOUT[:KEY]),
             "records": [[*key, rec[:SCALARS], *rec[SCALARS:KEY]] for key, rec in self.records.items()],
+            "otel_records": [[*key, rec[:OTEL_SCALARS], *rec[OTEL_SCALARS:OTEL_KEY]]
+                             for key, rec in self.otel_records.items()],
             "label_set_overflow": self.label_set_overflow,
             "guards": {name: guard.dump() for name, guard in self.guards.items()},
             "tables": {name: [[*key, *row] for key, row in rows.items()] for name, rows in self.tables.items()},
@@ -404,13 +503,26 @@ class Usage:
         if data["layout"] != list(LAYOUT[:KEY]):
             raise ValueError(f"records hold {data['layout']}, this version counts {list(LAYOUT[:KEY])}")
         widths = [len(self.bounds[h.bounds]) + 1 for h in _HISTOGRAMS]
-        for tenant, provider, model, scalars, *buckets in data["records"]:
-            key = (codec.text(tenant), codec.text(provider), codec.text(model))
+        width = len(self.key_labels)
+        for row in data["records"]:
+            if len(row) <= width:
+                raise ValueError("a record without values")
+            key, scalars, buckets = tuple(codec.text(v) for v in row[:width]), row[width], row[width + 1:]
             if len(scalars) != SCALARS or [len(b) for b in buckets] != widths:
                 raise ValueError(f"record {key} has the wrong shape")
             self.records[key] = [*(float(codec.number(v)) for v in scalars),
-                                 *([codec.count(v) for v in b] for b in buckets), key, 0]
+                                 *([codec.count(v) for v in b] for b in buckets), key, 0,
+                                 [None] * (len(self.buckets) + 1), None]
             self.breakers.register(key[1])
+        owidth, owidths = len(self.otel_key_labels), [len(self.bounds[h.bounds]) + 1 for h in _OTEL_HISTOGRAMS]
+        for row in data["otel_records"]:
+            if len(row) <= owidth:
+                raise ValueError("an OTel record without values")
+            key, scalars, buckets = tuple(codec.text(v) for v in row[:owidth]), row[owidth], row[owidth + 1:]
+            if len(scalars) != OTEL_SCALARS or [len(b) for b in buckets] != owidths:
+                raise ValueError(f"OTel record {key} has the wrong shape")
+            self.otel_records[key] = [*(float(codec.number(v)) for v in scalars),
+                                      *([codec.count(v) for v in b] for b in buckets), key]
         self.label_set_overflow = codec.count(data["label_set_overflow"])
         if set(data["guards"]) != set(self.guards):
             raise ValueError("label guards differ")

@@ -21,22 +21,32 @@ from typing import Any
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
 from prometheus_client.utils import floatToGoString
 
 from llm_log_exporter import __version__
 from llm_log_exporter.aggregate.checkpoint import LOAD_RESULTS, REPAIR_PARTS, Checkpointer
-from llm_log_exporter.aggregate.families import FAMILIES, Family, Histogram, Keyed, Slots, Table, View
+from llm_log_exporter.aggregate.families import (
+    COLLECTION_LABELS,
+    Family,
+    Histogram,
+    Keyed,
+    Slots,
+    Table,
+    View,
+    of_naming,
+)
 from llm_log_exporter.aggregate.ingest import RateLimitedLog
 from llm_log_exporter.aggregate.store import FILE_SLOTS, Store
-from llm_log_exporter.aggregate.usage import INDEX, TABLES
+from llm_log_exporter.aggregate.usage import EXEMPLARS, INDEX, OTEL_INDEX, TABLES
 from llm_log_exporter.exposition.text import CounterRows, GaugeRows, HistogramRows
 from llm_log_exporter.tailer import Tailer
 from llm_log_exporter.tailing.discovery import FILE_STATES
 
 log = logging.getLogger("llm_log_exporter")
 
-Rows = list[tuple[tuple[str, ...], Any, None]]  # (label values, value, exemplar)
-_INDEX = {"usage": INDEX, "files": {slot: i for i, slot in enumerate(FILE_SLOTS)}}
+Rows = list[tuple[tuple[str, ...], Any, Any]]  # (label values, value, exemplar or None)
+_INDEX = {"usage": {**INDEX, **EXEMPLARS}, "otel": OTEL_INDEX, "files": {slot: i for i, slot in enumerate(FILE_SLOTS)}}
 
 
 @dataclass
@@ -47,6 +57,9 @@ class Snapshot:
     tables: dict[str, dict[tuple[str, ...], list]] = field(default_factory=dict)
     views: dict[str, Any] = field(default_factory=dict)  # None: the family is not shown at all
     bounds: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    # The label names of a collection's record keys when they are not the family table's (usage records
+    # with --extra-label carry the extra labels after tenant_id, provider, model).
+    key_labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 Owner = Callable[[], "Snapshot | None"]  # None: the owner shows nothing now (usage before the first read)
@@ -64,6 +77,21 @@ def _view_rows(value: Any) -> Rows:
     return [((), value, None)]
 
 
+# OpenMetrics caps an exemplar's label names and values at 128 characters together.
+_MAX_CALL_ID, _MAX_TRACE_ID = 64, 48
+
+
+def exemplar(kept: tuple[str, str, float, float | None] | None) -> Exemplar | None:
+    """A kept (call_id, trace_id, value, ts) as an OpenMetrics exemplar (ids cut to fit its 128 characters)."""
+    if kept is None:
+        return None
+    call_id, trace_id, value, ts = kept
+    labels = {"call_id": call_id[:_MAX_CALL_ID]}
+    if trace_id:
+        labels["trace_id"] = trace_id[:_MAX_TRACE_ID]
+    return Exemplar(labels, value, ts)
+
+
 def build(family: Family, exposed: str, snap: Snapshot) -> Metric | None:
     """The family's rows from one owner's snapshot; None when the owner does not show it now.
 
@@ -71,23 +99,39 @@ def build(family: Family, exposed: str, snap: Snapshot) -> Metric | None:
     skips unchanged records wholesale; the others get their rows in bulk.
     """
     read = family.read
+    labels = family.labels
+    collection = getattr(read, "collection", "")
+    key_labels = snap.key_labels.get(collection)
+    if key_labels is not None:
+        labels = (*key_labels, *labels[len(COLLECTION_LABELS[collection]):])
     if family.type == "histogram":
         assert isinstance(read, Histogram)
-        metric: Any = HistogramRows(exposed, family.help, family.labels, _les(snap.bounds[read.bounds]), family.unit)
+        metric: Any = HistogramRows(exposed, family.help, labels, _les(snap.bounds[read.bounds]), family.unit)
         index = _INDEX[read.collection]
-        at_sum, at_count, at_buckets = (index[f"{read.name}_{part}"] for part in ("sum", "count", "buckets"))
+        parts = [(extra, *(index[f"{name}_{part}"] for part in ("sum", "count", "buckets")))
+                 for extra, name in read.split or (("", read.name),)]
+        if family.exemplar:
+            at_ex = index[family.exemplar]
+            _, at_sum, at_count, at_buckets = parts[0]
+            metric.from_records(snap.records[read.collection], lambda key, values: [
+                (key, values[at_buckets], values[at_sum], [exemplar(kept) for kept in values[at_ex]])
+            ] if values[at_count] else [])
+            return metric
         metric.from_records(snap.records[read.collection], lambda key, values: [
-            (key, values[at_buckets], values[at_sum], None)] if values[at_count] else [])
+            ((*key, extra) if extra else key, values[at_buckets], values[at_sum], None)
+            for extra, at_sum, at_count, at_buckets in parts if values[at_count]])
         return metric
     rows = CounterRows if family.type == "counter" else GaugeRows
-    metric = rows(exposed, family.help, family.labels, unit=family.unit)
+    metric = rows(exposed, family.help, labels, unit=family.unit)
     if isinstance(read, Slots):
         index = _INDEX[read.collection]
         slots = [(extra, index[slot]) for extra, slot in read.slots]
         if len(slots) == 1 and not slots[0][0]:
             at = slots[0][1]
+            at_ex = index[family.exemplar] if family.exemplar else None
             metric.from_records(snap.records[read.collection], lambda key, values: [
-                (key, values[at], None)] if values[at] is not None else [])
+                (key, values[at], None if at_ex is None else exemplar(values[at_ex]))
+            ] if values[at] is not None else [])
         else:
             metric.from_records(snap.records[read.collection], lambda key, values: [
                 ((*key, extra) if extra else key, values[at], None) for extra, at in slots if values[at] is not None])
@@ -137,10 +181,11 @@ class ScrapeErrors:
 class FamilyCollector(Collector):
     """Yields the families of the given owners, in table order; ``describe`` lets the registry check names."""
 
-    def __init__(self, owners: dict[str, Owner], namespace: str = "llm", errors: ScrapeErrors | None = None) -> None:
+    def __init__(self, owners: dict[str, Owner], namespace: str = "llm", errors: ScrapeErrors | None = None,
+                 naming: str = "llm") -> None:
         self.owners = owners
         self.namespace = namespace
-        self.families = [family for family in FAMILIES if family.owner in owners]
+        self.families = [family for family in of_naming(naming) if family.owner in owners]
         self.errors = errors if errors is not None else ScrapeErrors()
 
     def describe(self) -> Iterator[Metric]:
@@ -221,10 +266,11 @@ def store_owners(store: Store) -> dict[str, Owner]:
             return None
         u = store.usage
         with store.lock:
-            return Snapshot(records={"usage": u.copy_records(copies)},
+            return Snapshot(records={"usage": u.copy_records(copies), "otel": u.copy_otel_records()},
                             tables={name: {key: list(row) for key, row in rows.items()} for name, rows in
                                     u.tables.items()},
-                            views=u.views(), bounds=dict(u.bounds))
+                            views=u.views(), bounds=dict(u.bounds),
+                            key_labels={"usage": u.key_labels, "otel": u.otel_key_labels} if u.extra_labels else {})
 
     return {"files": files, "store": status, "usage": usage}
 

@@ -9,7 +9,8 @@ labels, follows the family table, as a scrape does:
 
 * record families (``Slots``, ``Keyed`` and ``Histogram`` over the usage records) are rendered per
   record, and a step looks only at the records its events touched (``Usage.record_of``): records
-  change through ``request`` events alone;
+  change through ``request`` events alone; with ``--naming otel`` the OTel records (few: no per-tenant
+  fan-out beyond the usage records') are looked at every step, an unchanged histogram costing a compare;
 * table and view families (per tenant, per provider: small) are rebuilt with the collector's own
   ``build`` when their table or the views differ from the previous step.
 """
@@ -23,8 +24,8 @@ from typing import Any
 
 from prometheus_client.utils import floatToGoString
 
-from llm_log_exporter.aggregate.families import SELF, Family, Histogram, Keyed, Slots, Table, View
-from llm_log_exporter.aggregate.usage import INDEX, KEY, Usage
+from llm_log_exporter.aggregate.families import COLLECTION_LABELS, SELF, Family, Histogram, Keyed, Slots, Table, View
+from llm_log_exporter.aggregate.usage import INDEX, KEY, OTEL_INDEX, OTEL_KEY, Usage
 from llm_log_exporter.events import CallPart, Event, Request
 from llm_log_exporter.exposition.collector import FamilyCollector, Snapshot, build
 from llm_log_exporter.exposition.text import escape_label_value
@@ -102,10 +103,15 @@ class Renderer:
         self.headers = [header(f, name) for f, name in zip(self.families, self.exposed, strict=True)]
         self.const = "".join(f',{k}="{escape_label_value(v)}"' for k, v in (const_labels or {}).items())
         self.points: list[Point] = []
-        self._records: dict[tuple[str, ...], _RecordView] = {}
+        self._records: dict[tuple[str, tuple[str, ...]], _RecordView] = {}
         self._rows: dict[tuple[int, tuple[str, ...]], Point] = {}  # table, view and keyed rows
-        self._record_families = [i for i, f in enumerate(self.families)
-                                 if isinstance(f.read, (Slots, Keyed, Histogram)) and f.read.collection == "usage"]
+        # Per record collection: its families, slot index, where a record keeps its key, its key's labels.
+        self._collections = {
+            "usage": ([i for i, f in enumerate(self.families) if isinstance(f.read, (Slots, Keyed, Histogram))
+                       and f.read.collection == "usage"], INDEX, KEY, usage.key_labels),
+            "otel": ([i for i, f in enumerate(self.families) if isinstance(f.read, Histogram)
+                      and f.read.collection == "otel"], OTEL_INDEX, OTEL_KEY, usage.otel_key_labels),
+        }
         self._table_families: dict[str, list[int]] = {}
         self._view_families: list[int] = []
         for i, family in enumerate(self.families):
@@ -135,27 +141,38 @@ class Renderer:
         family = self.families[index]
         return self.exposed[index] + ("_total" if family.type == "counter" else "")
 
-    def _record_view(self, key: tuple[str, ...]) -> _RecordView:
+    def _labels(self, family: Family) -> tuple[str, ...]:
+        """A family's label names, with the record key's own (``--extra-label`` adds some) in front."""
+        collection = getattr(family.read, "collection", "")
+        if collection not in self._collections:
+            return family.labels
+        return (*self._collections[collection][3], *family.labels[len(COLLECTION_LABELS[collection]):])
+
+    def _record_view(self, collection: str, key: tuple[str, ...]) -> _RecordView:
         view = _RecordView()
-        for index in self._record_families:
+        indexes, index_of = self._collections[collection][:2]
+        for index in indexes:
             family = self.families[index]
             read = family.read
+            labels = self._labels(family)
             if isinstance(read, Slots):
                 name = self._sample_name(index)
                 for extra, slot in read.slots:
-                    prefix = self._prefix(name, family.labels, (*key, extra) if extra else key)
-                    view.scalars.append((self._point(index, [prefix]), INDEX[slot]))
+                    prefix = self._prefix(name, labels, (*key, extra) if extra else key)
+                    view.scalars.append((self._point(index, [prefix]), index_of[slot]))
             elif isinstance(read, Histogram):
-                at = [INDEX[f"{read.name}_{part}"] for part in ("sum", "count", "buckets")]
                 base = self.exposed[index]
-                prefixes = [self._prefix(base + "_bucket", (*family.labels, "le"), (*key, le))
-                            for le in self._les[read.bounds]]
-                prefixes.append(self._prefix(base + "_count", family.labels, key))
-                prefixes.append(self._prefix(base + "_sum", family.labels, key))
-                view.histograms.append([None, index, *at, prefixes])
+                for extra, name in read.split or (("", read.name),):
+                    at = [index_of[f"{name}_{part}"] for part in ("sum", "count", "buckets")]
+                    values = (*key, extra) if extra else key
+                    prefixes = [self._prefix(base + "_bucket", (*labels, "le"), (*values, le))
+                                for le in self._les[read.bounds]]
+                    prefixes.append(self._prefix(base + "_count", labels, values))
+                    prefixes.append(self._prefix(base + "_sum", labels, values))
+                    view.histograms.append([None, index, *at, prefixes])
             elif isinstance(read, Keyed):
-                view.keyed.append((index, INDEX[read.slot], key, self._sample_name(index)))
-        self._records[key] = view
+                view.keyed.append((index, index_of[read.slot], key, self._sample_name(index)))
+        self._records[(collection, key)] = view
         return view
 
     def _row(self, index: int, labels: tuple[str, ...], value: float, changed: list[Point], new: list[Point]) -> None:
@@ -163,7 +180,7 @@ class Renderer:
         if point is None:
             family = self.families[index]
             point = self._rows[(index, labels)] = self._point(
-                index, [self._prefix(self._sample_name(index), family.labels, labels)])
+                index, [self._prefix(self._sample_name(index), self._labels(family), labels)])
             new.append(point)
         elif value == point.value and not point.gone:
             return
@@ -200,15 +217,18 @@ class Renderer:
             else:
                 records = touched.values()
         for record in usage.records.values() if records is None else records:
-            self._record(record, changed, new)
+            self._record("usage", record, changed, new)
+        if self._collections["otel"][0]:
+            for record in usage.otel_records.values():
+                self._record("otel", record, changed, new)
         self._small(changed, new)
         return changed, new
 
-    def _record(self, record: list, changed: list[Point], new: list[Point]) -> None:
-        key = record[KEY]
-        view = self._records.get(key)
+    def _record(self, collection: str, record: list, changed: list[Point], new: list[Point]) -> None:
+        key = record[self._collections[collection][2]]
+        view = self._records.get((collection, key))
         if view is None:
-            view = self._record_view(key)
+            view = self._record_view(collection, key)
             new.extend(point for point, _ in view.scalars)
         suffix = self._suffix
         for point, at in view.scalars:

@@ -1,5 +1,6 @@
 """A terminal summary of usage history: requests, failures, tokens, cost and exact latency
-percentiles, grouped by model / tenant / provider and calendar period, with a totals row.
+percentiles, grouped by model / tenant / provider / attribution label (``repo``, …) and calendar
+period, with a totals row.
 
 Inputs are read by the same code as ``replay`` (``Timeline``: same parsing, same bad-line
 accounting, same borrowed times for events without ``ts``). Percentiles are exact, computed from
@@ -15,13 +16,13 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
-from operator import attrgetter
 
 from llm_log_exporter.aggregate.budgets import Budget
 from llm_log_exporter.aggregate.periods import PERIODS, UTC, period_bounds, period_label, zone_name
 from llm_log_exporter.aggregate.summary import DIMENSIONS, TOTAL, Summary, check_keys
 from llm_log_exporter.events import Request
 
+_NO_LABELS: dict[str, str] = {}  # any other --by key is an attribution label of the lines (repo, project, …)
 FORMATS = ("table", "csv", "json")
 MAX_CELL = 40  # table cells longer than this are cut (CSV and JSON keep every character)
 
@@ -33,7 +34,7 @@ class Report:
         self, by: Sequence[str], period: str | None = None, start: float | None = None, end: float | None = None,
         zone: tzinfo = UTC, sort: str = "cost", top: int | None = None,
     ) -> None:
-        self.by = check_keys(by, sort, top)
+        self.by = check_keys(by, sort, top, labels=True)
         if period is not None and period not in PERIODS:
             raise ValueError(f"--period takes {', '.join(PERIODS)}")
         self.period = period
@@ -43,7 +44,8 @@ class Report:
         self.sort = sort
         self.top = top
         self.summary = Summary(self.by, period)
-        self._key = attrgetter(*(DIMENSIONS[b] for b in self.by))
+        self.label_keys = [b for b in self.by if b not in DIMENSIONS]
+        self.labels_seen: set[str] = set()  # label keys some request carried: the rest are typos
         self.outside = 0  # requests outside the window
         self.budgets: BudgetReport | None = None
 
@@ -59,8 +61,10 @@ class Report:
         if (self.start is not None and ts < self.start) or (self.end is not None and ts >= self.end):
             self.outside += 1
             return
-        key = self._key(event)
-        key = key if isinstance(key, tuple) else (key,)
+        labels = event.labels or _NO_LABELS
+        if labels and self.label_keys:
+            self.labels_seen.update(b for b in self.label_keys if b in labels)
+        key = tuple(getattr(event, DIMENSIONS[b]) if b in DIMENSIONS else labels.get(b, "") for b in self.by)
         if self.period:
             key = (period_label(ts, self.period, self.zone), *key)
         self.summary.group(key).add_request(
@@ -70,6 +74,13 @@ class Report:
     def feed(self, items: Iterable[tuple[float, int, object]]) -> None:
         for ts, _, event in items:
             self.add(ts, event)
+
+    def check(self) -> None:
+        """Raise ``ValueError`` for a ``--by`` label that no request carried (most likely a typo)."""
+        missing = [b for b in self.label_keys if b not in self.labels_seen]
+        if missing:
+            raise ValueError(f"no request carries the label {', '.join(map(repr, missing))}; --by takes "
+                             f"{', '.join(DIMENSIONS)} or an attribution label of the lines (repo, project, …)")
 
     def rows(self) -> list[tuple[tuple[str, ...], dict, int]]:
         """Rows sorted by period, then ``sort`` (cost, highest first, by default); the totals row last."""
@@ -224,6 +235,7 @@ def to_json(report: Report, window: dict[str, str | None]) -> str:
 
 
 def render(report: Report, fmt: str, window: dict[str, str | None]) -> str:
+    report.check()
     if fmt == "table":
         return to_table(report)
     if fmt == "csv":

@@ -4,10 +4,12 @@ LiteLLM's s3 / gcs_bucket / azure_storage loggers write, in litellm 1.81.10 and 
 The SLO → event mapping is the writer's own (``schema.litellm.build_request_event``), so a call logged
 by our callback and the same call's SLO dumped by LiteLLM give the same event. This module adds what
 a foreign file needs: strict types (the callback trusts litellm's objects; a file may hold anything), the
-configurable tenant lookup (``--tenant-from``, the callback's sources and order by default), and the trace id
-that ties the payloads of one call's attempts together: LiteLLM writes a payload per failed attempt of a
-retried stream (and the first failed attempt of any call that then succeeds), with nothing in it saying
-whether the router retried it, so these are ``CallPart`` events that aggregation settles into one call.
+configurable tenant lookup (``--tenant-from``, the callback's sources and order by default), the trace id
+that ties the payloads of one call's attempts together (LiteLLM writes a payload per failed attempt of a
+retried stream, and the first failed attempt of any call that then succeeds, with nothing in it saying
+whether the router retried it, so these are ``CallPart`` events that aggregation settles into one call),
+the request metadata keys asked for as attribution labels (the payload's key alias, team alias, user,
+end user, requested and served model always are), and the provider of cache hits (litellm leaves it null).
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any
 
 from llm_log_exporter.events import CallPart, Event, InvalidLine
 from llm_log_exporter.parsers import native
-from llm_log_exporter.parsers._fields import MAX_EPOCH, bad, count, mapping, number, text
+from llm_log_exporter.parsers._fields import MAX_EPOCH, bad, count, mapping, number, split_provider, text
 from llm_log_exporter.parsers.options import ParserOptions
-from llm_log_exporter.schema.litellm import build_request_event, resolve_tenant
+from llm_log_exporter.schema.litellm import STANDARD_LABELS, build_request_event, resolve_tenant
 
 NAME = "litellm"
 
@@ -83,17 +85,21 @@ def _check(obj: dict[str, Any]) -> dict[str, Any] | None:
 def bind(options: ParserOptions) -> Callable[[dict[str, Any]], list[Event]]:
     """A parser that looks for the tenant in ``options.tenant_from`` order (first present value wins)."""
     sources = tuple(options.tenant_from)
+    label_keys = tuple(name for name in options.label_keys if name not in STANDARD_LABELS)
 
     def parse_slo(obj: dict[str, Any]) -> list[Event]:
         _check(obj)
         event = build_request_event({"standard_logging_object": obj}, None, None, None, status=obj["status"],
-                                    tenant_from=sources)
+                                    tenant_from=sources, label_keys=label_keys)
         tenant = resolve_tenant({}, obj, "tenant_id", sources)
         if tenant is not None and type(tenant) is not str:
             if type(tenant) is not int:
                 raise bad("tenant", tenant)
             tenant = str(tenant)
         event["tenant_id"] = tenant or ""
+        if not event["provider"]:
+            # litellm 1.81.10 writes cache hits as model "openai/gpt-4o-mini" with a null provider
+            event["provider"], event["model"] = split_provider(event["model"])
         if obj.get("endTime") is None:
             event["ts"] = None  # the callback stamps "now"; a file read later must not
         request = native._request(event)

@@ -29,7 +29,14 @@ from llm_log_exporter.events import (
     StreamStart,
 )
 from llm_log_exporter.parsers._fields import MAX_COST_USD, MAX_DURATION_S, MAX_EPOCH, MAX_TOKENS, count, number, text
-from llm_log_exporter.schema import BREAKER_STATES, ERROR_TYPES, SCHEMA_VERSION
+from llm_log_exporter.schema import (
+    BREAKER_STATES,
+    ERROR_TYPES,
+    LABEL_NAME,
+    MAX_LABEL_VALUE_READ,
+    MAX_LINE_LABELS,
+    SCHEMA_VERSION,
+)
 
 _ERROR_TYPES = frozenset(ERROR_TYPES)
 
@@ -75,6 +82,7 @@ _KEYS = (
     "cache_hit", "error_type",
 )
 _FIELDS = itemgetter(*_KEYS)
+MAX_TRACE_ID = 128  # an optional trace_id longer than this is a bad field
 
 
 def _fast_request(obj: dict[str, Any]) -> Request | None:
@@ -135,10 +143,19 @@ def _fast_request(obj: dict[str, Any]) -> Request | None:
         ts = float(ts)
     elif ts is not None:
         ts = parse_ts(ts)  # RFC 3339; raises the reason the field-by-field path gives
+    attribution = None
+    if "labels" in obj:
+        try:
+            attribution = labels(obj)
+        except InvalidLine:
+            return None
+    trace = obj.get("trace_id")
+    if trace is not None and (type(trace) is not str or len(trace) > MAX_TRACE_ID):
+        return None
     return _new(Request, (ts, call_id or "", model, provider or "", tenant or "", status, error,
                           None if d is None else float(d), None if ttft is None else float(ttft), stream,
                           p, c, ca, cw, r, None if cost is None else float(cost), cache_hit, None, served or None,
-                          estimated))
+                          estimated, attribution, trace or ""))
 
 
 if msgspec is not None:
@@ -173,6 +190,8 @@ if msgspec is not None:
         cache_hit: bool | None = None
         served_model: str | None = None
         tokens_estimated: bool = False
+        labels: dict[str, str] | None = None  # names, count and lengths checked by ``labels``
+        trace_id: Annotated[str, Meta(max_length=MAX_TRACE_ID)] | None = None
 
     _decode_line = msgspec.json.Decoder(_Line).decode
     _TYPED_ERRORS: tuple[type[BaseException], ...] = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
@@ -203,11 +222,39 @@ def fast_line(line: bytes) -> list[Event] | None:
         if error not in _ERROR_TYPES:
             error = "other"
     stream = o.stream or False
+    attribution = o.labels
+    if attribution is not None:
+        try:
+            attribution = labels({"labels": attribution})
+        except InvalidLine:
+            return None
     return [_new(Request, (ts, o.call_id or "", o.model, o.provider or "", o.tenant_id or "", status, error,
                            o.duration_s, o.ttft_s if stream else None, stream, o.prompt_tokens or 0,
                            o.completion_tokens or 0, o.cached_tokens or 0, o.cache_write_tokens or 0,
                            o.reasoning_tokens or 0, o.cost_usd, o.cache_hit, None, o.served_model or None,
-                           o.tokens_estimated))]
+                           o.tokens_estimated, attribution, o.trace_id or ""))]
+
+
+def _trace_id(obj: dict[str, Any]) -> str:
+    value = obj.get("trace_id")
+    if value is None:
+        return ""
+    if type(value) is not str or len(value) > MAX_TRACE_ID:
+        raise InvalidLine("bad_field", f"trace_id={value!r:.40}")
+    return value
+
+
+def labels(obj: dict[str, Any]) -> dict[str, str] | None:
+    """The ``labels`` object: at most MAX_LINE_LABELS label names → strings; None when absent or empty."""
+    value = obj.get("labels")
+    if value is None:
+        return None
+    if type(value) is not dict or len(value) > MAX_LINE_LABELS:
+        raise InvalidLine("bad_field", f"labels={value!r:.60}")
+    for name, label in value.items():
+        if not LABEL_NAME.fullmatch(name) or type(label) is not str or len(label) > MAX_LABEL_VALUE_READ:
+            raise InvalidLine("bad_field", f"labels.{name:.40}={label!r:.40}")
+    return value or None
 
 
 def _request(obj: dict[str, Any]) -> Request:
@@ -249,6 +296,8 @@ def _request(obj: dict[str, Any]) -> Request:
         cache_hit=cache_hit,
         served_model=text(obj, "served_model"),
         tokens_estimated=_flag(obj, "tokens_estimated"),
+        labels=labels(obj),
+        trace_id=_trace_id(obj),
     )
 
 

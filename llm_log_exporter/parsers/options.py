@@ -24,3 +24,6 @@ def parse_tenant_from(text: str) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class ParserOptions:
     tenant_from: tuple[str, ...] = DEFAULT_TENANT_FROM
+    # Attribution labels asked for (--extra-label): a LiteLLM payload fills those that are not standard
+    # (key_alias, team_alias, …) from its request metadata.
+    label_keys: tuple[str, ...] = ()

@@ -7,6 +7,7 @@ package beside the writer into other environments (aider's venv). docs/events.md
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -60,3 +61,25 @@ def tenant_from_tags(tags: Any) -> str | None:
         if isinstance(tag, str) and tag.startswith(TENANT_TAG) and len(tag) > len(TENANT_TAG):
             return tag[len(TENANT_TAG):]
     return None
+
+
+# Attribution labels: the optional ``labels`` object of a request line (label name → short string).
+# Names are Prometheus label names (no leading ``__``, which Prometheus reserves); the writer keeps at
+# most MAX_LINE_LABELS of them and cuts values to MAX_LABEL_VALUE characters; a reader rejects a line
+# whose ``labels`` is not such an object (values up to MAX_LABEL_VALUE_READ characters are accepted, so
+# another writer's longer values still count; the exporter cuts them to --max-label-length).
+LABEL_NAME = re.compile(r"(?!__)[a-zA-Z_][a-zA-Z0-9_]{0,63}")
+MAX_LINE_LABELS = 16
+MAX_LABEL_VALUE = 128
+MAX_LABEL_VALUE_READ = 1024
+
+
+def label_value(value: Any) -> str | None:
+    """A metadata value as a label value: strings, numbers and booleans, cut to MAX_LABEL_VALUE; else None."""
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    elif isinstance(value, (int, float)):
+        value = str(value)
+    elif not isinstance(value, str):
+        return None
+    return value[:MAX_LABEL_VALUE] if value else None

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from . import SCHEMA_VERSION, UNKNOWN_MODEL, tenant_from_tags
+from . import LABEL_NAME, MAX_LINE_LABELS, SCHEMA_VERSION, UNKNOWN_MODEL, label_value, tenant_from_tags
 from .errors import classify_error, classify_exception
 
 _EMPTY: dict[str, Any] = {}
@@ -194,6 +194,73 @@ def _tenant_text(value: Any) -> str | None:
     return None if value is None else value if isinstance(value, str) else str(value)
 
 
+# Attribution labels every LiteLLM payload can give, by label name: the proxy's key alias, team alias,
+# internal user and end user, the model the client asked for (the proxy's model group, else the model)
+# and the model the provider says answered (``response.model``, e.g. a dated snapshot).
+STANDARD_LABELS = ("key_alias", "team_alias", "user", "end_user", "request_model", "response_model")
+
+
+def _standard_label(name: str, slo: dict[str, Any], metadata: Any) -> Any:
+    if name == "key_alias":
+        return _get(metadata, "user_api_key_alias")
+    if name == "team_alias":
+        return _get(metadata, "user_api_key_team_alias")
+    if name == "user":
+        return _get(metadata, "user_api_key_user_id")
+    if name == "end_user":
+        return slo.get("end_user") or _get(metadata, "user_api_key_end_user_id")
+    if name == "request_model":
+        return slo.get("model_group") or slo.get("model")
+    return _get(slo.get("response"), "model")  # response_model
+
+
+def _metadata_value(key: str, mappings: tuple[Any, ...]) -> Any:
+    for md in mappings:
+        if isinstance(md, Mapping):
+            value = md.get(key)
+            if value is not None and value != "":
+                return value
+    return None
+
+
+def attribution_labels(kwargs: Mapping[str, Any], slo: Any, names: tuple[str, ...] | None = None,
+                       metadata_keys: tuple[str, ...] = (), static: Mapping[str, str] | None = None,
+                       ) -> dict[str, str] | None:
+    """The ``labels`` object of a request line, or None when it would be empty.
+
+    ``names``: the standard labels to fill (None: all of them); ``metadata_keys``: request metadata keys
+    copied under their own name — from the caller's ``metadata=`` (the hook's kwargs) or the payload's
+    ``metadata``, ``requester_metadata`` (what a proxy client sent) and ``spend_logs_metadata``;
+    ``static``: fixed labels of the writer (aider's ``repo``). Values are bounded by ``label_value``, names
+    by ``LABEL_NAME``; at most ``MAX_LINE_LABELS`` labels, standard ones first.
+    """
+    out: dict[str, str] = {}
+    if not isinstance(slo, dict):
+        slo = _EMPTY
+    metadata = slo.get("metadata")
+    for name in STANDARD_LABELS if names is None else names:
+        value = label_value(_standard_label(name, slo, metadata))
+        if value is not None:
+            out[name] = value
+    if metadata_keys:
+        litellm_params = kwargs.get("litellm_params")
+        mappings = (_get(litellm_params, "metadata"), _get(litellm_params, "litellm_metadata"), metadata,
+                    _get(metadata, "requester_metadata"), _get(metadata, "spend_logs_metadata"))
+        for key in metadata_keys:
+            if key not in out and LABEL_NAME.fullmatch(key):
+                value = label_value(_metadata_value(key, mappings))
+                if value is not None:
+                    out[key] = value
+    if static:
+        for key, value in static.items():
+            value = label_value(value)
+            if key not in out and LABEL_NAME.fullmatch(key) and value is not None:
+                out[key] = value
+    if len(out) > MAX_LINE_LABELS:
+        out = dict(list(out.items())[:MAX_LINE_LABELS])
+    return out or None
+
+
 def _times(kwargs: Mapping[str, Any], slo: dict[str, Any] | None, start_time: Any, end_time: Any,
            stream: bool) -> tuple[float | None, float | None, float | None]:
     """(end, duration, ttft): the SLO's times first, then the hook's arguments, then the kwargs."""
@@ -357,6 +424,8 @@ def build_request_event(
     tenant_key: str = "tenant_id",
     tenant_from: tuple[str, ...] = DEFAULT_TENANT_FROM,
     cache_consulted: bool | None = None,
+    label_keys: tuple[str, ...] = (),
+    static_labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Project litellm's callback arguments onto a schema-v1 ``request`` event (a new dict).
 
@@ -364,7 +433,8 @@ def build_request_event(
     the callback arguments when it is absent. ``status`` is the hook's view ("success"/"failure"),
     used when the SLO has none. ``cache_hit`` is true for litellm's cache hits; false only when the
     caller knows a cache was consulted (``cache_consulted``): litellm says false for every stream and
-    failure even with no cache configured, and null for non-stream misses.
+    failure even with no cache configured, and null for non-stream misses. ``label_keys`` and
+    ``static_labels``: see ``attribution_labels``; the ``labels`` key is left out when there are none.
     """
     slo = kwargs.get("standard_logging_object")
     if not isinstance(slo, dict):
@@ -379,7 +449,7 @@ def build_request_event(
     stream = _stream(kwargs, slo)
     end, duration, ttft = _times(kwargs, slo, start_time, end_time, stream and status == "success")
     prompt, completion, total, cached, cache_write, reasoning = _tokens(slo, response_obj)
-    return {
+    event = {
         "v": SCHEMA_VERSION,
         "event": "request",
         "ts": end if end is not None else time.time(),
@@ -403,6 +473,10 @@ def build_request_event(
         "served_model": served,
         "tokens_estimated": tokens_estimated(kwargs, slo, response_obj, provider, stream, status),
     }
+    labels = attribution_labels(kwargs, slo, None, label_keys, static_labels)
+    if labels is not None:
+        event["labels"] = labels
+    return event
 
 
 ATTEMPT_KEYS = ("ts", "call_id", "model", "provider", "tenant_id", "error_type", "stream", "served_model")

@@ -66,7 +66,7 @@ import sys
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..schema import ERROR_TYPES, SCHEMA_VERSION
@@ -82,6 +82,7 @@ from .stream_usage import request_stream_usage
 __all__ = [
     "DEFAULT_PATH",
     "ERROR_TYPES",
+    "LABELS_ENV_VAR",
     "PATH_ENV_VAR",
     "SCHEMA_VERSION",
     "UsageLogger",
@@ -99,7 +100,9 @@ __all__ = [
 logger = logging.getLogger("llm_log_exporter.callback")
 
 PATH_ENV_VAR = "LLM_USAGE_LOG"
+LABELS_ENV_VAR = "LLM_USAGE_LABELS"
 DEFAULT_PATH = "~/.aider/usage.jsonl"
+REPO_LABEL = "repo"  # in the labels list: the name of the git top-level directory of the working directory
 _DEDUP_SIZE = 256
 
 _instances: weakref.WeakSet[UsageLogger] = weakref.WeakSet()
@@ -109,6 +112,31 @@ _variants_lock = threading.Lock()
 
 def _default_path() -> str:
     return os.environ.get(PATH_ENV_VAR) or DEFAULT_PATH
+
+
+def parse_labels(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"project,repo"`` (or a list) → label names; ``off``, empty or None → none."""
+    if value is None:
+        return ()
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    names = tuple(dict.fromkeys(p.strip() for p in parts if isinstance(p, str) and p.strip()))
+    return () if names in ((), ("off",)) else names
+
+
+def repo_name(directory: str) -> str | None:
+    """The name of the git top-level directory holding ``directory`` (nothing else about it), or None.
+
+    A ``.git`` directory or file (worktrees, submodules) marks the top level, as ``git rev-parse
+    --show-toplevel`` finds it, without running git in the host process.
+    """
+    path = os.path.abspath(directory)
+    while True:
+        if os.path.exists(os.path.join(path, ".git")):
+            return os.path.basename(path) or None
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
 
 
 def _litellm_custom_logger() -> type | None:
@@ -227,6 +255,8 @@ class UsageLogger:
     mode: int
     max_bytes: int
     backups: int
+    label_keys: tuple[str, ...]
+    static_labels: dict[str, str]
     errors: int
     lines_written: int
 
@@ -235,11 +265,22 @@ class UsageLogger:
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, tenant_key: str = "tenant_id",
                  mode: int | str | None = None, max_bytes: int | str | None = None,
-                 backups: int | str | None = None) -> None:
+                 backups: int | str | None = None, labels: str | Sequence[str] | None = None) -> None:
+        """``labels``: request metadata keys copied into each line's ``labels`` object, plus ``repo`` for
+        the name of the git top-level directory of the working directory (None: ``$LLM_USAGE_LABELS``,
+        comma-separated; ``off`` for none). The payload's own attribution (key and team alias, user,
+        end user, requested and served model) is always recorded."""
         super().__init__()  # CustomLogger.__init__ when mixed in (sets its message_logging flags)
         raw = os.fsdecode(os.fspath(path)) if path is not None else _default_path()
         self.path = os.path.abspath(os.path.expanduser(raw))  # immune to later chdir()
         self.tenant_key = tenant_key
+        names = parse_labels(os.environ.get(LABELS_ENV_VAR) if labels is None else labels)
+        self.label_keys = tuple(name for name in names if name != REPO_LABEL)
+        self.static_labels = {}
+        if REPO_LABEL in names:
+            repo = repo_name(os.getcwd())
+            if repo:
+                self.static_labels[REPO_LABEL] = repo
         self.errors = 0
         self.lines_written = 0
         self._lock = threading.Lock()  # the error bookkeeping
@@ -321,6 +362,7 @@ class UsageLogger:
             event = build_request_event(
                 kwargs, response_obj, start_time, end_time, status=status, tenant_key=self.tenant_key,
                 cache_consulted=_cache_consulted(kwargs),
+                label_keys=self.label_keys, static_labels=self.static_labels,
             )
             calls.name_requested(event, kwargs)  # a router call's fallback: the group the caller asked for
             if event["status"] == "failure" and event["provider"]:

@@ -83,9 +83,19 @@ def _imports_the_package(source: str) -> bool:
     return False
 
 
-def hook_sources() -> dict[str, str]:
-    """Relative path inside the hook package → source, for every file the hook package holds."""
-    files = {"__init__.py": HEADER + (_PACKAGE / "writer" / "site_hook.py").read_text(encoding="utf-8")}
+DEFAULT_LABELS_LINE = 'DEFAULT_LABELS = "repo"'
+
+
+def hook_sources(labels: str = "repo") -> dict[str, str]:
+    """Relative path inside the hook package → source, for every file the hook package holds.
+
+    ``labels``: the hook's default ``LLM_USAGE_LABELS`` (``off`` for none), written into its ``__init__``.
+    """
+    hook = (_PACKAGE / "writer" / "site_hook.py").read_text(encoding="utf-8")
+    if DEFAULT_LABELS_LINE not in hook:  # pragma: no cover - a test holds site_hook.py to it
+        raise HookError("site_hook.py lost its DEFAULT_LABELS line")
+    hook = hook.replace(DEFAULT_LABELS_LINE, f"DEFAULT_LABELS = {labels!r}", 1)
+    files = {"__init__.py": HEADER + hook}
     for package, names in COPIED.items():
         for name in names:
             source = (_PACKAGE / package / name).read_text(encoding="utf-8")
@@ -110,8 +120,11 @@ def _remove_legacy(site: Path) -> list[Path]:
     return removed
 
 
-def install(python: str | None = None) -> tuple[Path, dict[str, object]]:
-    """Write the hook into the target's site-packages; returns (site-packages, post-install probe)."""
+def install(python: str | None = None, labels: str = "repo") -> tuple[Path, dict[str, object]]:
+    """Write the hook into the target's site-packages; returns (site-packages, post-install probe).
+
+    ``labels``: what the hook records as attribution labels unless ``$LLM_USAGE_LABELS`` is set
+    (``repo``: the git top-level directory's name; metadata keys; ``off`` for none)."""
     python = resolve_python(python)
     site = Path(str(probe(python)["purelib"]))
     package = site / HOOK_PACKAGE
@@ -119,7 +132,7 @@ def install(python: str | None = None) -> tuple[Path, dict[str, object]]:
     try:
         site.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
-        for relative, text in hook_sources().items():
+        for relative, text in hook_sources(labels).items():
             path = staging / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")

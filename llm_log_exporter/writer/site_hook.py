@@ -9,8 +9,10 @@ finder wraps that one module's ``exec_module`` and, right after litellm has load
 ``UsageLogger`` to ``litellm.callbacks``, writing to ``$LLM_USAGE_LOG`` (default
 ``~/.aider/usage.jsonl``; ``off`` disables the hook), and makes streamed calls ask the provider for their
 token usage where it can (``writer/stream_usage.py``; ``LLM_USAGE_INCLUDE_USAGE=off`` disables that alone).
-Standard library only; every failure inside the hook is swallowed, so a broken hook never breaks the host
-program.
+Each line carries the ``repo`` attribution label (the name of the git top-level directory aider works in)
+unless ``$LLM_USAGE_LABELS`` says otherwise (``off``, or another comma-separated list; ``install-hook
+--labels`` sets the default). Standard library only; every failure inside the hook is swallowed, so a
+broken hook never breaks the host program.
 
 This file is not imported by the exporter itself.
 """
@@ -20,6 +22,8 @@ import sys
 
 CALLBACK_MODULE = ".writer.callback"  # relative to the installed package
 PATH_ENV_VAR = "LLM_USAGE_LOG"
+LABELS_ENV_VAR = "LLM_USAGE_LABELS"
+DEFAULT_LABELS = "repo"  # install-hook --labels rewrites this line in the installed copy
 TARGET = "litellm"
 
 
@@ -39,7 +43,8 @@ def register(litellm) -> bool:  # type: ignore[no-untyped-def]
         if not isinstance(callbacks, list):
             return False
         callback.request_stream_usage(litellm)  # streams carry the provider's token counts, not estimates
-        usage_logger = callback.UsageLogger()  # created after litellm loaded: a real CustomLogger
+        labels = os.environ.get(LABELS_ENV_VAR, DEFAULT_LABELS)
+        usage_logger = callback.UsageLogger(labels=labels)  # created after litellm loaded: a real CustomLogger
         for existing in callbacks:
             if type(existing).__name__ == "UsageLogger" and getattr(existing, "path", None) == usage_logger.path:
                 return True
