@@ -61,8 +61,11 @@ def test_litellm_calls_counted_exactly_by_the_daemon(tmp_path: Path) -> None:
             assert value(samples, "llm_active_streams") == 0
             assert value(samples, "llm_provider_errors_total", provider="openai", error_type="rate_limit") == 1
             assert value(samples, "llm_rate_limit_hits_total", tenant_id="acme") == 1
-            assert value(samples, "llm_cache_misses_total") + value(samples, "llm_cache_hits_total") == sum(
-                s["cache_hit"] is not None for s in slos)
+            # no cache configured: LiteLLM says cache_hit false for the stream and the failure, yet no cache was
+            # consulted, so neither a hit nor a miss is counted
+            assert any(s["cache_hit"] is False for s in slos)
+            assert not any(name in ("llm_cache_misses_total", "llm_cache_hits_total") and v
+                           for (name, _), v in samples.items())
     finally:
         reset_litellm_callbacks()
         logger.close()
