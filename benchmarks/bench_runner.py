@@ -2,6 +2,7 @@
 
     python benchmarks/bench_runner.py [-n 1000000] [--runs 3] [--live-seconds 10] [--no-mtail] [--profile]
                                       [--only live,visible,scrapes]
+    python benchmarks/bench_runner.py --replay-only -n 1000000 --runs 1   # replay vs mtail one-shot only
 
 Prints one table (target, ours, mtail, notes) and the machine it ran on. Wall and CPU time are both
 reported: CPU time is the steadier figure on a shared machine. Every timed case is a median of
@@ -307,6 +308,23 @@ def mtail_one_shot(path: Path) -> dict:
     return {"wall": time.perf_counter() - wall, "cpu": usage.ru_utime + usage.ru_stime,
             "rss": usage.ru_maxrss / 1024, "requests": total(REQUESTS, body),
             "tokens": total(TOKENS, body)}  # fmt: skip
+
+
+def replay_cli(path: Path, out: Path) -> dict:
+    """``llm-log-exporter replay FILE -o OUT`` as a process at default options (the step picked for the span,
+    re-emission within the 5 min lookback): wall and CPU seconds, samples written."""
+    wall = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "llm_log_exporter", "replay", str(path), "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    err = proc.stderr.read().decode()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"replay failed: {err[-2000:]}")
+    wrote = next(line for line in err.splitlines() if line.startswith("wrote "))
+    samples = int(wrote.split(": ", 1)[1].split()[0].replace(",", ""))
+    out.unlink()
+    return {"wall": time.perf_counter() - wall, "cpu": usage.ru_utime + usage.ru_stime, "samples": samples}
 
 
 def writer(target: Path, lines: list[bytes], rate: int, seconds: float, stop: threading.Event | None = None) -> int:
@@ -644,8 +662,10 @@ def main() -> None:
                         help=f"comma-separated figures to measure (default all): {', '.join(SECTIONS)}")
     parser.add_argument("--profile", action="store_true",
                         help="also print a cProfile of the replay path and a py-spy profile of the live path")
+    parser.add_argument("--replay-only", action="store_true",
+                        help="only the replay rows (replay vs mtail one-shot); the same as --only replay")
     args = parser.parse_args()
-    only = set(args.only.split(","))
+    only = {"replay"} if args.replay_only else set(args.only.split(","))
     if only - set(SECTIONS):
         parser.error(f"--only: unknown {', '.join(sorted(only - set(SECTIONS)))}")
     mtail = MTAIL is not None and not args.no_mtail
@@ -698,6 +718,23 @@ def main() -> None:
         row("replay split over 2 processes (experiment)", "keep only if it wins",
             f"{n / sp['wall']:,.0f} lines/s wall vs {n / ours['wall']:,.0f} single ({ours['wall'] / sp['wall']:.2f}x); "
             f"CPU {sp['cpu']:.2f} s vs {ours['cpu']:.2f} s")
+
+        print(f"replay CLI at default options vs mtail -one_shot, the same {n:,} lines ...", flush=True)
+        rc = median_fields([replay_cli(big, workdir / "replay.om") for _ in range(runs)])
+        tiny = workdir / "one-line.jsonl"
+        with open(big, "rb") as f:
+            tiny.write_bytes(f.readline())
+        start_cpu = median_fields([replay_cli(tiny, workdir / "replay.om") for _ in range(runs)])["cpu"]
+        # what the samples cost: the process, less its start-up and the events (the in-process read above)
+        per_sample = (rc["cpu"] - start_cpu - ours["cpu"]) / rc["samples"]
+        row("replay CLI, default options, -o FILE (a process)", "≥ 3x mtail one-shot",
+            f"{n / rc['cpu']:,.0f} lines/s CPU ({n / rc['wall']:,.0f} wall), {rc['samples']:,} samples; "
+            f"render + write ≈ {1e6 * per_sample:.2f} µs CPU per sample (target ≤ 0.6)",
+            f"replay = {mt['cpu'] / rc['cpu']:.2f}x mtail one-shot CPU, {mt['wall'] / rc['wall']:.2f}x wall"
+            if mt else "")  # fmt: skip
+        if mt:
+            print(f"  replay vs mtail one-shot: {mt['cpu'] / rc['cpu']:.2f}x CPU, {mt['wall'] / rc['wall']:.2f}x wall "
+                  f"(load avg {os.getloadavg()[0]:.1f})", flush=True)
 
     if "daemon" in only:
         print("replay through the real daemon (start → /readyz) ...", flush=True)
@@ -799,11 +836,16 @@ def main() -> None:
     if args.profile and "replay" in only:
         print(profile_replay(small))
 
+    table(rows, mtail)
+
+
+def table(rows: list[tuple[str, str, str, str]], mtail: bool) -> None:
     print()
     print(f"| figure | target | llm-log-exporter |{' mtail 3.0.0~rc50 |' if mtail else ''}")
     print(f"|---|---|---|{'---|' if mtail else ''}")
     for figure, target, ours_text, other in rows:
         print(f"| {figure} | {target} | {ours_text} |" + (f" {other} |" if mtail else ""))
+    print(f"load avg at the end: {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[1]:.1f} (5 min)")
 
 
 if __name__ == "__main__":
