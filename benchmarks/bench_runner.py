@@ -646,7 +646,7 @@ def machine() -> str:
             f"mtail {mtail}")  # fmt: skip
 
 
-SECTIONS = ("replay", "replay-cli", "daemon", "live", "visible", "scrapes", "memory", "callback", "litellm")
+SECTIONS = ("replay", "daemon", "live", "visible", "scrapes", "memory", "callback", "litellm")
 
 
 def main() -> None:
@@ -660,12 +660,12 @@ def main() -> None:
     parser.add_argument("--no-mtail", action="store_true")
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"comma-separated figures to measure (default all): {', '.join(SECTIONS)}")
-    parser.add_argument("--replay-only", action="store_true",
-                        help="only the replay rows: --only replay,replay-cli")
     parser.add_argument("--profile", action="store_true",
                         help="also print a cProfile of the replay path and a py-spy profile of the live path")
+    parser.add_argument("--replay-only", action="store_true",
+                        help="only the replay rows (replay vs mtail one-shot); the same as --only replay")
     args = parser.parse_args()
-    only = {"replay", "replay-cli"} if args.replay_only else set(args.only.split(","))
+    only = {"replay"} if args.replay_only else set(args.only.split(","))
     if only - set(SECTIONS):
         parser.error(f"--only: unknown {', '.join(sorted(only - set(SECTIONS)))}")
     mtail = MTAIL is not None and not args.no_mtail
@@ -719,7 +719,6 @@ def main() -> None:
             f"{n / sp['wall']:,.0f} lines/s wall vs {n / ours['wall']:,.0f} single ({ours['wall'] / sp['wall']:.2f}x); "
             f"CPU {sp['cpu']:.2f} s vs {ours['cpu']:.2f} s")
 
-    if "replay-cli" in only and "replay" in only:
         print(f"replay CLI at default options vs mtail -one_shot, the same {n:,} lines ...", flush=True)
         rc = median_fields([replay_cli(big, workdir / "replay.om") for _ in range(runs)])
         tiny = workdir / "one-line.jsonl"
