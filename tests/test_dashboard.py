@@ -57,7 +57,7 @@ def test_cost_and_tokens_by_model_and_by_provider_and_unknown_costs() -> None:
         for key in ("model", "provider", "tenant" if what.startswith("cost") else "type"):
             found = exprs(f"{what} {key}")
             label = "tenant_id" if key == "tenant" else key
-            assert found and f"sum by ({label})" in found[0] and family in found[0], (what, key)
+            assert found and f"sum by ({label}" in found[0] and family in found[0], (what, key)
     assert any("llm_exporter_cost_unknown_total" in e for e in exprs("unknown cost"))
 
 
