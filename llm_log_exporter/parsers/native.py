@@ -197,13 +197,20 @@ if msgspec is not None:
     _TYPED_ERRORS: tuple[type[BaseException], ...] = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
 
 
+# Fewer opening brackets than orjson's nesting limit (1024): such a line is never too deep for orjson.
+_MAX_OPENINGS = 1000
+
+
 def fast_line(line: bytes) -> list[Event] | None:
     """A request line decoded straight from its bytes into a typed struct (msgspec: the JSON decoding
     and the checks in one C pass, ~4× cheaper than orjson plus the dict checks); None for anything
     else, which then takes orjson and ``parse``, so what is accepted and every rejection reason stay
     exactly theirs. Only ASCII lines (the callback's): msgspec skips unknown keys without checking
-    their UTF-8, where orjson rejects the line."""
+    their UTF-8, where orjson rejects the line; and only lines that cannot nest deeper than orjson's limit
+    (newer msgspec skips unknown values of any depth, where orjson says the line is too deep)."""
     if msgspec is None or not line.isascii() or b'"v"' not in line:
+        return None
+    if line.count(b"[") + line.count(b"{") > _MAX_OPENINGS:
         return None
     try:
         o = _decode_line(line)
