@@ -224,22 +224,30 @@ def _wrap_async_call(original: Callable[..., Any]) -> Callable[..., Any]:
     async def async_function_with_fallbacks(self: Any, *args: Any, **kwargs: Any) -> Any:
         if _current.get() is not None:  # a fallback inside a call: the same call
             return await original(self, *args, **kwargs)
-        call = RouterCall(kwargs, self)
-        _remember(kwargs)
-        token = _current.set(call)
+        call, token = _begin(self, kwargs)
         try:
             result = await original(self, *args, **kwargs)
         except BaseException as exc:
-            _current.reset(token)
-            with contextlib.suppress(Exception):
-                _finish(call, exc)
+            _end(call, token, exc)
             raise
-        _current.reset(token)
-        with contextlib.suppress(Exception):
-            _finish(call, None)
+        _end(call, token, None)
         return result
 
     return async_function_with_fallbacks
+
+
+def _begin(router: Any, kwargs: dict[str, Any]) -> tuple[RouterCall, Any]:
+    """A client call enters the router: it becomes the current call of this context."""
+    call = RouterCall(kwargs, router)
+    _remember(kwargs)
+    return call, _current.set(call)
+
+
+def _end(call: RouterCall, token: Any, exc: BaseException | None) -> None:
+    """The client call left the router (``exc``: how it failed): write its lines; never raises."""
+    _current.reset(token)
+    with contextlib.suppress(Exception):
+        _finish(call, exc)
 
 
 def _wrap_sync_call(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -247,19 +255,13 @@ def _wrap_sync_call(original: Callable[..., Any]) -> Callable[..., Any]:
     def function_with_fallbacks(self: Any, *args: Any, **kwargs: Any) -> Any:
         if _current.get() is not None:
             return original(self, *args, **kwargs)
-        call = RouterCall(kwargs, self)
-        _remember(kwargs)
-        token = _current.set(call)
+        call, token = _begin(self, kwargs)
         try:
             result = original(self, *args, **kwargs)
         except BaseException as exc:
-            _current.reset(token)
-            with contextlib.suppress(Exception):
-                _finish(call, exc)
+            _end(call, token, exc)
             raise
-        _current.reset(token)
-        with contextlib.suppress(Exception):
-            _finish(call, None)
+        _end(call, token, None)
         return result
 
     return function_with_fallbacks
