@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from itertools import accumulate, repeat
+from itertools import accumulate
 from typing import Any
 
 from prometheus_client.utils import floatToGoString
@@ -66,6 +66,15 @@ class Point:
         self.chunks: list[str] = []  # texts in the writer's current buffer
 
 
+def _template(prefixes: Sequence[str]) -> str:
+    """A histogram point's lines as one %-format: bucket and count values by ``str``, the sum by ``repr``;
+    each line ends in a bare newline, replaced by `` {ts}\\n`` when rendered (label values are escaped:
+    a raw newline only ends a line)."""
+    lines = [p.replace("%", "%%") + "%s\n" for p in prefixes[:-1]]
+    lines.append(prefixes[-1].replace("%", "%%") + "%r\n")
+    return "".join(lines)
+
+
 def backfilled(collector: FamilyCollector) -> list[Family]:
     """The families a backfill holds: usage, without the self-metrics (they describe the replaying
     process, not history)."""
@@ -88,7 +97,7 @@ class _RecordView:
 
     def __init__(self) -> None:
         self.scalars: list[tuple[Point, int]] = []  # (point, slot index)
-        self.histograms: list[list[Any]] = []  # [point or None, family, at_sum, at_count, at_buckets, prefixes]
+        self.histograms: list[list[Any]] = []  # [point|None, family, at_sum, at_count, at_buckets, prefixes, template]
         self.keyed: list[tuple[int, int, tuple[str, ...], str]] = []  # (family, slot, key, sample name)
 
 
@@ -128,7 +137,16 @@ class Renderer:
     # --- registration -----------------------------------------------------------------------------
 
     def _prefix(self, name: str, names: Sequence[str], values: Sequence[str]) -> str:
-        labels = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in zip(names, values, strict=True)) + self.const
+        return self._join(name, [self._label_text(names, values)])
+
+    @staticmethod
+    def _label_text(names: Sequence[str], values: Sequence[str]) -> str:
+        return ",".join(f'{k}="{escape_label_value(v)}"' for k, v in zip(names, values, strict=True))
+
+    def _join(self, name: str, parts: Sequence[str]) -> str:
+        """``name{labels} `` from label texts already escaped (a record's key is escaped once for all
+        its series)."""
+        labels = ",".join(part for part in parts if part) + self.const
         labels = labels.removeprefix(",")
         return f"{name}{{{labels}}} " if labels else f"{name} "
 
@@ -150,26 +168,27 @@ class Renderer:
 
     def _record_view(self, collection: str, key: tuple[str, ...]) -> _RecordView:
         view = _RecordView()
-        indexes, index_of = self._collections[collection][:2]
+        indexes, index_of, _, key_names = self._collections[collection]
+        key_text = self._label_text(key_names, key)  # escaped once: every series of the record starts with it
         for index in indexes:
             family = self.families[index]
             read = family.read
-            labels = self._labels(family)
+            names = self._labels(family)[len(key_names):]  # the family's own labels, after the key's
             if isinstance(read, Slots):
                 name = self._sample_name(index)
                 for extra, slot in read.slots:
-                    prefix = self._prefix(name, labels, (*key, extra) if extra else key)
+                    prefix = self._join(name, [key_text, self._label_text(names, (extra,)) if extra else ""])
                     view.scalars.append((self._point(index, [prefix]), index_of[slot]))
             elif isinstance(read, Histogram):
                 base = self.exposed[index]
                 for extra, name in read.split or (("", read.name),):
                     at = [index_of[f"{name}_{part}"] for part in ("sum", "count", "buckets")]
-                    values = (*key, extra) if extra else key
-                    prefixes = [self._prefix(base + "_bucket", (*labels, "le"), (*values, le))
+                    extra_text = self._label_text(names, (extra,)) if extra else ""
+                    prefixes = [self._join(base + "_bucket", [key_text, extra_text, f'le="{le}"'])
                                 for le in self._les[read.bounds]]
-                    prefixes.append(self._prefix(base + "_count", labels, values))
-                    prefixes.append(self._prefix(base + "_sum", labels, values))
-                    view.histograms.append([None, index, *at, prefixes])
+                    prefixes.append(self._join(base + "_count", [key_text, extra_text]))
+                    prefixes.append(self._join(base + "_sum", [key_text, extra_text]))
+                    view.histograms.append([None, index, *at, prefixes, _template(prefixes)])
             elif isinstance(read, Keyed):
                 view.keyed.append((index, index_of[read.slot], key, self._sample_name(index)))
         self._records[(collection, key)] = view
@@ -238,7 +257,7 @@ class Renderer:
                 point.text = point.prefixes[0] + repr(value) + suffix
                 changed.append(point)
         for entry in view.histograms:
-            point, index, at_sum, at_count, at_buckets, prefixes = entry
+            point, index, at_sum, at_count, at_buckets, prefixes, template = entry
             count = record[at_count]
             if not count or (point is not None and count == point.value):
                 continue
@@ -247,9 +266,9 @@ class Renderer:
                 new.append(point)
             cumulative = list(accumulate(record[at_buckets]))
             cumulative.append(cumulative[-1])  # _count is the +Inf bucket
+            cumulative.append(record[at_sum])
             point.value = count
-            point.text = "".join(map("".join, zip(prefixes, map(str, cumulative), repeat(suffix)))) + \
-                prefixes[-1] + repr(record[at_sum]) + suffix
+            point.text = (template % tuple(cumulative)).replace("\n", suffix)
             changed.append(point)
         for index, at, key_values, _ in view.keyed:
             for extra, value in record[at].items():
