@@ -166,7 +166,17 @@ _SCRIPT = textwrap.dedent(
         async for _ in await litellm.acompletion(mock_response="{ANSWER}", stream=True, **kw):
             pass
     asyncio.run(main())
-    import time; time.sleep(1.0)  # litellm logs successes on a worker thread
+    import json, os, time  # litellm logs successes on a worker thread: wait for the six calls' lines
+    def requests():
+        try:
+            with open(os.environ["LLM_USAGE_LOG"]) as f:
+                return sum(json.loads(line)["event"] == "request" for line in f)
+        except FileNotFoundError:
+            return 0
+    deadline = time.monotonic() + 60
+    while requests() < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # and for anything written late (a seventh line would fail the count)
     print("lines", logger.lines_written, "errors", logger.errors)
     """
 )
