@@ -177,6 +177,49 @@ def test_row_families_match_prometheus_client_scrape_after_scrape(states, negati
         assert [f.samples for f in ours] == [f.samples for f in theirs]
 
 
+# One scrape's change to a collection of records, as the collector hands them over: a record that did not
+# change is the very same object as last scrape; changed ones are new objects; records come and go anywhere.
+record_edit = st.tuples(st.sampled_from(["keep", "change", "add", "drop"]), st.integers(0, 40), st.integers(0, 9))
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(edits=st.lists(st.lists(record_edit, max_size=12), min_size=1, max_size=6),
+       chunk_bytes=st.sampled_from([1, 64, 300, 4096]), accept=st.sampled_from(ACCEPTS))
+def test_records_kept_changed_added_and_dropped_between_scrapes_render_like_prometheus_client(
+        edits, chunk_bytes, accept) -> None:
+    """The renderer reuses what did not change by the identity of records at their positions (one list per
+    collection, shared by its families): whatever moves between scrapes, the output is prometheus-client's."""
+    les = ["0.5", "1.0", "+Inf"]
+    fmt = negotiate(accept)
+    renderer = Renderer(chunk_bytes=chunk_bytes)
+    records = [((f"k{i}",), [i % 4, [i % 2, 1, i % 3]]) for i in range(20)]
+    serial = 100
+    for scrape_edits in edits:
+        records = list(records)  # a new list each scrape, as the collector makes
+        for action, at, value in scrape_edits:
+            at = at % (len(records) + 1)
+            serial += 1
+            if action == "change" and at < len(records):
+                records[at] = (records[at][0], [value, [value % 3, value % 2, 1]])
+            elif action == "add":
+                records.insert(at, ((f"n{serial}",), [value, [1, value % 4, 0]]))
+            elif action == "drop" and at < len(records):
+                del records[at]
+        counters = CounterRows("x_calls_total", "c", labels=["k"])
+        counters.from_records(records, lambda key, values: [(key, values[0], None)])
+        histograms = HistogramRows("x_seconds", "h", labels=["k"], les=les)
+        histograms.from_records(records, lambda key, values: [(key, values[1], float(sum(values[1])), None)])
+        theirs_c = CounterMetricFamily("x_calls", "c", labels=["k"])
+        theirs_h = HistogramMetricFamily("x_seconds", "h", labels=["k"])
+        for key, values in records:
+            theirs_c.add_metric(key, values[0])
+            cumulative = [sum(values[1][:i + 1]) for i in range(len(les))]
+            theirs_h.add_metric(key, list(zip(les, cumulative, strict=True)), float(sum(values[1])))
+        expected = fmt.encoder(_Static([theirs_c, theirs_h]))
+        assert renderer.render(_Static([counters, histograms]), fmt) == expected
+        assert gzip.decompress(renderer.render(_Static([counters, histograms]), fmt, gzip=True)) == expected
+
+
 def test_openmetrics_carries_exemplars_the_text_format_leaves_out() -> None:
     counter = CounterRows("x_cost_usd", "c", labels=["tenant_id"])
     counter.add_metric(["acme"], 0.25, Exemplar({"trace_id": "abc"}, 0.25, 1700000000.5))

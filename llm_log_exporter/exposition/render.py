@@ -36,6 +36,8 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import compress
+from operator import is_not
 from typing import Any
 
 from prometheus_client.exposition import choose_encoder
@@ -97,12 +99,13 @@ OPENMETRICS = negotiate("application/openmetrics-text; version=1.0.0")
 class _Chunk:
     """Consecutive lines of one family; encoded once, compressed once (when first sent within budget)."""
 
-    __slots__ = ("data", "deflated", "pieces")
+    __slots__ = ("data", "deflated", "packed", "pieces")
 
     def __init__(self, pieces: list[str], data: bytes | None = None) -> None:
         self.pieces = pieces
         self.data = data if data is not None else "".join(pieces).encode()
         self.deflated: bytes | None = None  # raw deflate ending on a byte boundary (sync flush), once made
+        self.packed: bytes | None = None  # the same as stored blocks, once made (sent until deflated)
 
     def deflate(self, level: int) -> bytes:
         if self.deflated is None:
@@ -113,9 +116,12 @@ class _Chunk:
     def stored(self) -> bytes:
         """The chunk as stored (uncompressed) deflate blocks: a valid part of the stream for a copy's cost.
         Each starts on a byte boundary, as every chunk does: a 0 byte (not final, stored), LEN, NLEN."""
-        data = self.data
-        return b"".join([part for at in range(0, len(data), 0xFFFF) for part in (
-            _STORED.pack(0, min(0xFFFF, len(data) - at), 0xFFFF ^ min(0xFFFF, len(data) - at)), data[at:at + 0xFFFF])])
+        if self.packed is None:
+            data = self.data
+            self.packed = b"".join([part for at in range(0, len(data), 0xFFFF) for part in (
+                _STORED.pack(0, min(0xFFFF, len(data) - at), 0xFFFF ^ min(0xFFFF, len(data) - at)),
+                data[at:at + 0xFFFF])])
+        return self.packed
 
 
 class _Series:
@@ -133,12 +139,13 @@ class _Series:
 
 class _RecordChunk:
     """A chunk made from a range of records: those records (kept alive, so their ids stay theirs), their
-    ids, and how many series its rows show."""
+    ids, and how many series each record's rows show (its chunk keeps a piece of text per record)."""
 
-    __slots__ = ("chunk", "count", "ids", "records")
+    __slots__ = ("chunk", "count", "counts", "ids", "records")
 
-    def __init__(self, records: list[tuple[Any, list]], chunk: _Chunk, count: int) -> None:
-        self.records, self.chunk, self.count = records, chunk, count
+    def __init__(self, records: list[tuple[Any, list]], chunk: _Chunk, counts: list[int]) -> None:
+        self.records, self.chunk, self.counts = records, chunk, counts  # chunk.pieces: a piece per record
+        self.count = sum(counts)
         self.ids = list(map(id, records))
 
 
@@ -163,6 +170,7 @@ class _FamilyCache:
         # Per record key: (the record as last rendered, the lines of its series, how many series).
         self.record_pieces: dict[bool, dict[Any, tuple[Any, str, list[Any]]]] = {False: {}, True: {}}
         self.per_chunk = 0  # series (or records) per chunk: fixed once, so chunk boundaries stay put
+        self.last_records: dict[bool, list | None] = {False: None, True: None}  # the records last rendered
         self.headers = {om: _Chunk([self._header(metric, om)]) for om in (False, True)}
 
     def _header(self, metric: RowFamily, om: bool) -> str:
@@ -258,10 +266,11 @@ class _FamilyCache:
 
     # ----------------------------------------------------------------- chunks
 
-    def chunked(self, metric: RowFamily, om: bool, escapes: dict[str, str], chunk_bytes: int) -> list[_Chunk]:
+    def chunked(self, metric: RowFamily, om: bool, escapes: dict[str, str], chunk_bytes: int,
+                changed: Callable[[list | None, list], list[int] | None] | None = None) -> list[_Chunk]:
         """The family's header and lines in chunks, reusing the chunks that did not change."""
         if metric.records is not None:
-            return self._record_chunked(metric, om, escapes, chunk_bytes)
+            return self._record_chunked(metric, om, escapes, chunk_bytes, changed)
         rows = metric.rows
         pieces = self.lines(rows, om, escapes)
         self._prune([row[0] for row in rows])
@@ -283,12 +292,16 @@ class _FamilyCache:
         del cached[len(out) - 1:]
         return out
 
-    def _record_chunked(self, metric: RowFamily, om: bool, escapes: dict[str, str], chunk_bytes: int) -> list[_Chunk]:
+    def _record_chunked(self, metric: RowFamily, om: bool, escapes: dict[str, str], chunk_bytes: int,
+                        changed: Callable[[list | None, list], list[int] | None] | None = None) -> list[_Chunk]:
         """Chunks by ranges of records. A record handed over as the very same ``(key, values)`` object as last
         scrape (the collector's copy of a record that did not change) is unchanged: a range of such records
-        reuses its chunk without making any rows (one comparison of ids in C), and in other ranges such a
-        record reuses its piece (the lines of all its series). Any other record makes its rows, and its series
-        are rendered again where their values changed (equal is not enough: -0.0 == 0.0 prints apart)."""
+        reuses its chunk without making any rows, and in other ranges such a record reuses its piece (the
+        lines of all its series). Any other record makes its rows, and its series are rendered again where
+        their values changed (equal is not enough: -0.0 == 0.0 prints apart). ``changed`` (the renderer's,
+        shared by the families of one scrape) names the positions whose record is not the same object as
+        in the list this family rendered last: only their ranges are looked at; without it, or when
+        records were dropped, every range compares its records' identities."""
         records, make = metric.records, metric.record_rows
         assert records is not None and make is not None
         if not self.per_chunk and records:
@@ -297,23 +310,35 @@ class _FamilyCache:
             self.per_chunk = max(1, int(chunk_bytes * len(head) // max(sum(map(len, pieces)), 1)))
         step = self.per_chunk or 1
         cached = self.record_chunks[om]
+        positions = changed(self.last_records[om], records) if changed is not None else None
+        self.last_records[om] = records
+        dirty = None if positions is None else {i // step for i in positions}
         kept = self.record_pieces[om]
         out = [self.headers[om]]
         shown = 0
         for n, start in enumerate(range(0, len(records), step)):
-            part = records[start:start + step]
             old = cached[n] if n < len(cached) else None
+            if old is not None and dirty is not None and n not in dirty:
+                out.append(old.chunk)
+                shown += old.count
+                continue
+            part = records[start:start + step]
             if old is None or old.ids != list(map(id, part)):  # identity, not equality: -0.0 == 0.0 prints apart
+                before = old.records if old is not None else ()
                 pieces = []
-                count = 0
-                for record in part:
+                counts = []
+                for i, record in enumerate(part):
+                    if i < len(before) and before[i] is record:  # the same record at the same place
+                        pieces.append(old.chunk.pieces[i])  # type: ignore[union-attr]
+                        counts.append(old.counts[i])  # type: ignore[union-attr]
+                        continue
                     piece = kept.get(record[0])
                     if piece is None or piece[0] is not record:
                         rows = make(*record)
                         piece = kept[record[0]] = (record, "".join(self.lines(rows, om, escapes)), len(rows))
                     pieces.append(piece[1])
-                    count += piece[2]
-                old = _RecordChunk(part, _Chunk(pieces), count)
+                    counts.append(piece[2])
+                old = _RecordChunk(part, _Chunk(pieces), counts)
                 if n < len(cached):
                     cached[n] = old
                 else:
@@ -353,6 +378,7 @@ class Renderer:
         self._families: dict[tuple[Any, ...], _FamilyCache] = {}
         self._lock = threading.Lock()
         self._last_gzip: float | None = None  # when the previous gzip scrape ended (monotonic)
+        self._diffs: dict[tuple[int, int], list[int] | None] = {}  # this scrape's: (old list, new list) → changed
 
     def render(self, registry: Any, fmt: Format = TEXT, gzip: bool = False) -> bytes:
         """The exposition of everything ``registry`` collects, gzip-compressed when ``gzip``."""
@@ -380,13 +406,18 @@ class Renderer:
         started = time.thread_time()
         parts = [_GZIP_HEADER]
         crc = size = 0
+        spent = False  # the budget: once spent, no more clock readings this scrape
         for chunk in chunks:
             data = chunk.data
             crc = zlib.crc32(data, crc)
             size += len(data)
             deflated = chunk.deflated
             if deflated is None:
-                deflated = chunk.deflate(level) if time.thread_time() - started < budget else chunk.stored()
+                if not spent and time.thread_time() - started < budget:
+                    deflated = chunk.deflate(level)
+                else:
+                    spent = True
+                    deflated = chunk.stored()
             parts.append(deflated)
         parts += (_FINAL_BLOCK, struct.pack("<II", crc, size & 0xFFFFFFFF))
         self._last_gzip = time.monotonic()
@@ -399,6 +430,7 @@ class Renderer:
         out: list[_Chunk] = []
         foreign: list[Metric] = []
         escapes: dict[str, str] = {}
+        self._diffs = {}
         for metric in registry.collect():
             cache = self._cache(metric, fmt.escaping) if isinstance(metric, RowFamily) else None
             if cache is None:
@@ -407,12 +439,26 @@ class Renderer:
             if foreign:
                 out.append(self._foreign(foreign, fmt))
                 foreign = []
-            out.extend(cache.chunked(metric, om, escapes, self.chunk_bytes))
+            out.extend(cache.chunked(metric, om, escapes, self.chunk_bytes, self._changed))
         if foreign:
             out.append(self._foreign(foreign, fmt))
         if om:
             out.append(_Chunk([], _EOF.encode()))
         return out
+
+    def _changed(self, old: list | None, new: list) -> list[int] | None:
+        """Positions of ``new`` whose record is not the very object at that position of ``old`` (records added
+        at the end count as changed); None when records were dropped. Computed once per pair in a scrape:
+        the families of a collection share its list of records."""
+        if old is None or len(new) < len(old):
+            return None
+        key = (id(old), id(new))  # both lists are alive for the whole scrape
+        positions = self._diffs.get(key)
+        if positions is None:
+            positions = list(compress(range(len(old)), map(is_not, new, old)))
+            positions.extend(range(len(old), len(new)))
+            self._diffs[key] = positions
+        return positions
 
     def _cache(self, metric: RowFamily, escaping: str) -> _FamilyCache | None:
         """The family's cache; None when prometheus-client must write it (quoted UTF-8 names)."""
