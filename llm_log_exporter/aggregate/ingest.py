@@ -12,13 +12,14 @@ past is always accepted: history is what replay is for.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 
 from llm_log_exporter.aggregate.prices import PriceTable
 from llm_log_exporter.aggregate.store import FileStats, Store
 from llm_log_exporter.events import CallPart, Event, InvalidLine, Request
-from llm_log_exporter.parsers import ParseFn, parse_line
+from llm_log_exporter.parsers import ParseFn, fast_line_of, parse_line
 
 log = logging.getLogger("llm_log_exporter")
 
@@ -89,23 +90,29 @@ class Ingestor:
         alone (it applies events later, in time order), so a per-event step added here (pricing,
         enrichment) serves both. The caller holds ``store.lock``."""
         parse = self.parse
+        fast = fast_line_of(parse)  # tried first, as parse_line does: looked up once per batch
         stats = self.store.file(path)
         out: list[Event] = []
         append = out.append
         parsed = skipped = 0
         latest = self.latest_allowed()  # once per batch: a batch is read in well under a second
+        last_ts = stats.last_event_ts
+        if last_ts is None:
+            last_ts = -math.inf
         for index, line in enumerate(lines):
             if len(line) < 2 and (not line or line == b"\r"):
                 skipped += 1
                 continue
-            try:
-                events = parse_line(parse, line)
-            except InvalidLine as err:
-                self._reject(stats, path, lines, index, first_lineno, first_offset, err)
-                continue
-            if not events:
-                skipped += 1
-                continue
+            events = fast(line) if fast is not None else None
+            if events is None:
+                try:
+                    events = parse_line(parse, line)
+                except InvalidLine as err:
+                    self._reject(stats, path, lines, index, first_lineno, first_offset, err)
+                    continue
+                if not events:
+                    skipped += 1
+                    continue
             for event in events:
                 ts = event.ts
                 if ts is not None and ts > latest:
@@ -119,15 +126,13 @@ class Ingestor:
                             event = self._fill_cost(event)
                     elif type(event) is CallPart and event.request.cost_usd is None:
                         event = event._replace(request=self._fill_cost(event.request))
+                    ts = event.ts
+                    if ts is not None and ts > last_ts:
+                        last_ts = ts
                     append(event)
-        last_ts = stats.last_event_ts
-        for event in out:
-            ts = event.ts
-            if ts is not None and (last_ts is None or ts > last_ts):
-                last_ts = ts
         stats.lines_parsed += parsed
         stats.lines_skipped += skipped
-        stats.last_event_ts = last_ts
+        stats.last_event_ts = None if last_ts == -math.inf else last_ts
         return out
 
     def _future(self, ts: float) -> InvalidLine:

@@ -35,6 +35,11 @@ FastLine = Callable[[bytes], "list[Event] | None"]
 _FAST_LINES: dict[ParseFn, FastLine] = {}
 
 
+def fast_line_of(parse: ParseFn) -> FastLine | None:
+    """The shortcut ``parse_line`` tries first for ``parse``: a reader's loop can look it up once per batch."""
+    return _FAST_LINES.get(parse)
+
+
 def names() -> list[str]:
     return [AUTO, *FORMATS]
 

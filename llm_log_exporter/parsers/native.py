@@ -210,7 +210,7 @@ def fast_line(line: bytes) -> list[Event] | None:
     (newer msgspec skips unknown values of any depth, where orjson says the line is too deep)."""
     if msgspec is None or not line.isascii() or b'"v"' not in line:
         return None
-    if line.count(b"[") + line.count(b"{") > _MAX_OPENINGS:
+    if len(line) > _MAX_OPENINGS and line.count(b"[") + line.count(b"{") > _MAX_OPENINGS:
         return None
     try:
         o = _decode_line(line)
