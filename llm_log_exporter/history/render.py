@@ -66,13 +66,10 @@ class Point:
         self.chunks: list[str] = []  # texts in the writer's current buffer
 
 
-def _template(prefixes: Sequence[str]) -> str:
-    """A histogram point's lines as one %-format: bucket and count values by ``str``, the sum by ``repr``;
-    each line ends in a bare newline, replaced by `` {ts}\\n`` when rendered (label values are escaped:
-    a raw newline only ends a line)."""
-    lines = [p.replace("%", "%%") + "%s\n" for p in prefixes[:-1]]
-    lines.append(prefixes[-1].replace("%", "%%") + "%r\n")
-    return "".join(lines)
+def _template(prefixes: Sequence[str]) -> list[str]:
+    """A histogram point's lines as parts to fill: (prefix, value, suffix) per line, values and suffixes set
+    when rendered (one join makes the text)."""
+    return [part for prefix in prefixes for part in (prefix, "", "")]
 
 
 def backfilled(collector: FamilyCollector) -> list[Family]:
@@ -129,8 +126,10 @@ class Renderer:
             elif isinstance(family.read, View):
                 self._view_families.append(i)
         self._tables: dict[str, dict[tuple[str, ...], list]] = {}
+        self._layouts: dict[str, list[tuple]] = {}
         self._views: dict[str, Any] | None = None
         self._suffix = ""
+        self._suffixes: dict[int, list[str]] = {}
         self._les = {name: tuple(floatToGoString(b) for b in (*bounds, math.inf)) for name, bounds in
                      usage.bounds.items()}
 
@@ -166,31 +165,51 @@ class Renderer:
             return family.labels
         return (*self._collections[collection][3], *family.labels[len(COLLECTION_LABELS[collection]):])
 
-    def _record_view(self, collection: str, key: tuple[str, ...]) -> _RecordView:
-        view = _RecordView()
+    def _layout(self, collection: str) -> list[tuple]:
+        """What every record of ``collection`` shows, with the label texts that do not depend on its key."""
+        layout = self._layouts.get(collection)
+        if layout is not None:
+            return layout
+        layout = []
         indexes, index_of, _, key_names = self._collections[collection]
-        key_text = self._label_text(key_names, key)  # escaped once: every series of the record starts with it
         for index in indexes:
             family = self.families[index]
             read = family.read
             names = self._labels(family)[len(key_names):]  # the family's own labels, after the key's
             if isinstance(read, Slots):
                 name = self._sample_name(index)
-                for extra, slot in read.slots:
-                    prefix = self._join(name, [key_text, self._label_text(names, (extra,)) if extra else ""])
-                    view.scalars.append((self._point(index, [prefix]), index_of[slot]))
+                layout.append(("slots", index, [(name, self._label_text(names, (extra,)) if extra else "",
+                                                 index_of[slot]) for extra, slot in read.slots]))
             elif isinstance(read, Histogram):
                 base = self.exposed[index]
                 for extra, name in read.split or (("", read.name),):
                     at = [index_of[f"{name}_{part}"] for part in ("sum", "count", "buckets")]
                     extra_text = self._label_text(names, (extra,)) if extra else ""
-                    prefixes = [self._join(base + "_bucket", [key_text, extra_text, f'le="{le}"'])
-                                for le in self._les[read.bounds]]
-                    prefixes.append(self._join(base + "_count", [key_text, extra_text]))
-                    prefixes.append(self._join(base + "_sum", [key_text, extra_text]))
-                    view.histograms.append([None, index, *at, prefixes, _template(prefixes)])
+                    les = [f'le="{le}"' for le in self._les[read.bounds]]
+                    layout.append(("histogram", index, (base, extra_text, at, les)))
             elif isinstance(read, Keyed):
-                view.keyed.append((index, index_of[read.slot], key, self._sample_name(index)))
+                layout.append(("keyed", index, (index_of[read.slot], self._sample_name(index))))
+        self._layouts[collection] = layout
+        return layout
+
+    def _record_view(self, collection: str, key: tuple[str, ...]) -> _RecordView:
+        view = _RecordView()
+        key_text = self._label_text(self._collections[collection][3], key)  # escaped once for all its series
+        const = self.const
+        for kind, index, spec in self._layout(collection):
+            if kind == "slots":
+                for name, extra_text, at in spec:
+                    view.scalars.append((self._point(index, [self._join(name, [key_text, extra_text])]), at))
+            elif kind == "histogram":
+                base, extra_text, at, les = spec
+                inner = ",".join(part for part in (key_text, extra_text) if part)
+                head = f"{base}_bucket{{{inner}{',' if inner else ''}"
+                prefixes = [f"{head}{le}{const}}} " for le in les]
+                prefixes.append(self._join(base + "_count", [inner]))
+                prefixes.append(self._join(base + "_sum", [inner]))
+                view.histograms.append([None, index, *at, prefixes, _template(prefixes)])
+            else:
+                view.keyed.append((index, spec[0], key, spec[1]))
         self._records[(collection, key)] = view
         return view
 
@@ -214,6 +233,7 @@ class Renderer:
         """The points whose value differs from their last rendering, after ``events`` were applied
         (``full``: every record, as after a cut by --start), rendered for time ``at``; and the new ones."""
         self._suffix = f" {at}\n"
+        self._suffixes: dict[int, list[str]] = {}  # this step's suffix, once per line of a histogram point
         changed: list[Point] = []
         new: list[Point] = []
         usage = self.usage
@@ -266,9 +286,16 @@ class Renderer:
                 new.append(point)
             cumulative = list(accumulate(record[at_buckets]))
             cumulative.append(cumulative[-1])  # _count is the +Inf bucket
-            cumulative.append(record[at_sum])
+            lines = len(prefixes)
+            parts = template.copy()
+            parts[1:3 * lines - 3:3] = map(str, cumulative)
+            parts[3 * lines - 2] = repr(record[at_sum])
+            suffixes = self._suffixes.get(lines)
+            if suffixes is None:
+                suffixes = self._suffixes[lines] = [suffix] * lines
+            parts[2::3] = suffixes
             point.value = count
-            point.text = (template % tuple(cumulative)).replace("\n", suffix)
+            point.text = "".join(parts)
             changed.append(point)
         for index, at, key_values, _ in view.keyed:
             for extra, value in record[at].items():
