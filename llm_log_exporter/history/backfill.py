@@ -124,17 +124,14 @@ class OpenMetricsWriter:
     def repeat(self, points: list[Point], ts: int, since: int) -> list[Point]:
         """The points of ``points`` last written at ``since`` and still shown, unchanged, again at ``ts``
         (re-emission before Prometheus' lookback loses them); returns them."""
+        done = [point for point in points if point.last == since and not point.gone]
+        if not done:
+            return done
         old = f" {since}\n"
-        new = None
+        new = self._at(ts)  # may begin a new window (a new list of touched points)
         touched = self._touched
-        done = []
         size = samples = 0
-        for point in points:
-            if point.last != since or point.gone:
-                continue
-            if new is None:
-                new = self._at(ts)
-                touched = self._touched  # _at may have begun a new window (a new list)
+        for point in done:
             text = point.text = point.text.replace(old, new)
             chunks = point.chunks
             if not chunks:
@@ -143,9 +140,7 @@ class OpenMetricsWriter:
             size += len(text)
             samples += point.lines
             point.last = ts
-            done.append(point)
-        if done:
-            self._count(len(done), samples, size)
+        self._count(len(done), samples, size)
         return done
 
     def last(self, points: list[Point], ts: int) -> None:
