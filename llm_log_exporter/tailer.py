@@ -61,7 +61,8 @@ __all__ = ["TailSink", "Tailer"]
 class Tailer:
     """Follows files matching ``patterns`` and feeds complete lines to ``sink``.
 
-    ``min_wake_interval`` caps watch-driven polls (default 50/s); the timer runs every ``poll_interval``.
+    ``min_wake_interval`` caps watch-driven polls (default 50/s) while files are busy (a poll read
+    ``busy_bytes`` or more); the timer runs every ``poll_interval``.
     ``after_poll`` runs in the polling thread after each poll of ``run``: the one moment where
     ``positions()`` and everything the sink was given agree (used to write the restart state).
 
@@ -70,6 +71,7 @@ class Tailer:
     """
 
     min_wake_interval: float = 0.02
+    busy_bytes: int = 32 << 10  # a poll that read this much is a busy one: the next waits min_wake_interval
 
     def __init__(
         self,
@@ -169,18 +171,23 @@ class Tailer:
             while not stop.is_set():
                 self._wake.clear()
                 started = time.monotonic()
+                before = self._read_total()
                 try:
                     self.poll_once()
                     if self.after_poll is not None:
                         self.after_poll()
                 except Exception as exc:
                     self._log_poll_error(exc)
-                if self._wake.wait(self.poll_interval):
-                    # Coalesce bursts: a writer that opens/appends/closes per line sends an event per
-                    # line; polling on each would cost most of a core at 20k lines/s.
+                if self._wake.wait(self.poll_interval) and self._read_total() - before >= self.busy_bytes:
+                    # Coalesce busy bursts: a writer that opens/appends/closes per line sends an event per
+                    # line; polling on each would cost most of a core at 20k lines/s. A quiet file is read
+                    # at once (the waker's own interval aside): a new line is visible sooner.
                     stop.wait(self.min_wake_interval - (time.monotonic() - started))
         finally:
             self._stop = None
+
+    def _read_total(self) -> int:
+        return sum(st.read_total for st in self._streams.values())
 
     def poll_once(self) -> None:
         """One wake: read open files to EOF, then rediscover paths and apply rotations."""

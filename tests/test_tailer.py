@@ -672,10 +672,11 @@ def test_wake_triggers_poll(make, rec, log):
         th.join(2.0)
 
 
-def test_wake_bursts_are_coalesced(make, rec, log):
+def test_wake_bursts_of_a_busy_file_are_coalesced(make, rec, log):
     log.write_bytes(b"")
     t = make(log, poll_interval=30)
     t.min_wake_interval = 0.05
+    t.busy_bytes = 1  # every poll that read something counts as busy
     polls = []
     poll_once = t.poll_once
     t.poll_once = lambda: (polls.append(time.monotonic()), poll_once())  # type: ignore[method-assign]
@@ -692,6 +693,24 @@ def test_wake_bursts_are_coalesced(make, rec, log):
         th.join(2.0)
     assert 2 <= len(polls) <= 12
     assert all(b - a >= 0.045 for a, b in itertools.pairwise(polls))
+
+
+def test_wakes_of_a_quiet_file_are_not_delayed(make, rec, log):
+    """Below ``busy_bytes`` per poll, a wake polls at once: a line is read well before ``min_wake_interval``."""
+    log.write_bytes(b"")
+    t = make(log, poll_interval=30)
+    t.min_wake_interval = 5.0  # a coalescing wait would be plain to see
+    stop, th = run_in_thread(t)
+    try:
+        for i in range(1, 6):
+            write(log, b"x\n")
+            t.wake()
+            started = time.monotonic()
+            assert wait_for(lambda i=i: len(rec.lines) == i, timeout=4.0)
+            assert time.monotonic() - started < 4.0
+    finally:
+        stop.set()
+        th.join(2.0)
 
 
 def test_run_returns_promptly_when_stop_set(make, log):

@@ -76,6 +76,7 @@ class FileStream:
     active: float = 0.0  # monotonic time of the last read that found bytes (least recent is parked first)
     # While parked: (size, mtime in ns) when everything had been read, None when unread bytes were left.
     seen: tuple[int, int] | None = None
+    read_total: int = 0  # bytes read since opened: how busy the file is (the tailer's wake coalescing)
 
     @property
     def parked(self) -> bool:
@@ -144,6 +145,7 @@ class FileStream:
             if not data:
                 return
             self.sink.on_read(self.path, len(data))
+            self.read_total += len(data)
             self.active = time.monotonic()
             self._remember(data)
             self.lines.feed(data, self._on_lines, self._on_oversized)
