@@ -305,3 +305,29 @@ def test_gzip_past_its_compression_budget_sends_new_chunks_stored_and_compresses
         assert member.decompress(body) == plain and member.eof and not member.unused_data
     assert gzip.decompress(first) != plain  # the counts moved
     assert len(settled) < len(churned) / 2 and len(churned) > len(plain) / 2
+
+
+def test_a_scrape_past_its_compression_budget_is_sent_uncompressed_and_a_later_one_gzip(tmp_path) -> None:
+    """What the server sends: gzip when every chunk is compressed within the budget; otherwise the plain body
+    (stored blocks would cost a CRC and a copy and save nothing), while the budget compresses for later."""
+    path = tmp_path / "usage.jsonl"
+    path.write_bytes(b"".join(request_line(model=f"m{i}", tokens=i + 1, tenant_id=f"t{i % 7}", duration_s=0.3)
+                              for i in range(300)))
+    exporter = Exporter(Config(files=[str(path)], poll=True))
+    exporter.tailer.poll_once()
+    exporter.store.ready.set()
+    registry = _usage_registry(exporter)
+    renderer = Renderer(chunk_bytes=512, gzip_share=0.0)
+    body, compressed = renderer.scrape(registry, OPENMETRICS, gzip=True)  # the first scrape has no budget limit
+    assert compressed and gzip.decompress(body) == renderer.render(registry, OPENMETRICS)
+    append(path, b"".join(request_line(model=f"m{i}", tokens=2, tenant_id=f"t{i % 7}") for i in range(0, 300, 3)))
+    exporter.tailer.poll_once()
+    exporter.tailer.close()
+    plain = renderer.render(registry, OPENMETRICS)
+    assert renderer.scrape(registry, OPENMETRICS) == (plain, False)  # no gzip asked
+    assert renderer.scrape(registry, OPENMETRICS, gzip=True) == (plain, False)  # no time to compress the new chunks
+    renderer.gzip_share = 1e9  # a scraper that comes back later: time enough
+    body, compressed = renderer.scrape(registry, OPENMETRICS, gzip=True)
+    member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    assert compressed and member.decompress(body) == plain and member.eof and not member.unused_data
+    assert len(body) < len(plain) / 2

@@ -17,7 +17,9 @@ Chunks: the lines of a family are grouped in chunks of about ``chunk_bytes``; a 
 of the previous scrape reuses its encoded bytes and, when the scraper accepts gzip, its compressed bytes.
 Each chunk is deflated on its own and ends on a byte boundary (a sync flush, no final block), so the chunks
 concatenate into one ordinary gzip member, as pigz does: a scrape compresses only the chunks that changed,
-within a time budget (``Renderer._gzip``); a chunk over budget goes as stored blocks, still the same member.
+within a time budget (``Renderer._compress``). A scrape whose budget did not cover every chunk is sent
+uncompressed (``Renderer.scrape``, what the server calls: a scraper polling many times a second while lines
+arrive); ``render`` writes such chunks as stored blocks of the same member instead.
 
 Formats come from prometheus-client's own negotiation (``choose_encoder``): the text format (0.0.4, or
 1.0.0 with an escaping scheme) and OpenMetrics, with the escaping a scraper asks for. Families that are not
@@ -101,9 +103,9 @@ class _Chunk:
 
     __slots__ = ("data", "deflated", "packed", "pieces")
 
-    def __init__(self, pieces: list[str], data: bytes | None = None) -> None:
-        self.pieces = pieces
-        self.data = data if data is not None else "".join(pieces).encode()
+    def __init__(self, pieces: list[str] | list[bytes], data: bytes | None = None) -> None:
+        self.pieces = pieces  # lines (str), or a record range's encoded pieces (bytes) with their data
+        self.data = data if data is not None else "".join(pieces).encode()  # type: ignore[arg-type]
         self.deflated: bytes | None = None  # raw deflate ending on a byte boundary (sync flush), once made
         self.packed: bytes | None = None  # the same as stored blocks, once made (sent until deflated)
 
@@ -168,7 +170,7 @@ class _FamilyCache:
         self.chunks: dict[bool, list[_Chunk]] = {False: [], True: []}
         self.record_chunks: dict[bool, list[_RecordChunk]] = {False: [], True: []}
         # Per record key: (the record as last rendered, the lines of its series, how many series).
-        self.record_pieces: dict[bool, dict[Any, tuple[Any, str, list[Any]]]] = {False: {}, True: {}}
+        self.record_pieces: dict[bool, dict[Any, tuple[Any, bytes, int]]] = {False: {}, True: {}}
         self.per_chunk = 0  # series (or records) per chunk: fixed once, so chunk boundaries stay put
         self.last_records: dict[bool, list | None] = {False: None, True: None}  # the records last rendered
         self.headers = {om: _Chunk([self._header(metric, om)]) for om in (False, True)}
@@ -312,18 +314,33 @@ class _FamilyCache:
         cached = self.record_chunks[om]
         positions = changed(self.last_records[om], records) if changed is not None else None
         self.last_records[om] = records
-        dirty = None if positions is None else {i // step for i in positions}
+        dirty: dict[int, list[int]] | None = None  # chunk → offsets of its changed records
+        if positions is not None:
+            dirty = {}
+            for i in positions:
+                dirty.setdefault(i // step, []).append(i % step)
         kept = self.record_pieces[om]
         out = [self.headers[om]]
         shown = 0
         for n, start in enumerate(range(0, len(records), step)):
             old = cached[n] if n < len(cached) else None
-            if old is not None and dirty is not None and n not in dirty:
-                out.append(old.chunk)
-                shown += old.count
-                continue
+            offsets = None
+            if old is not None and dirty is not None:
+                offsets = dirty.get(n)
+                if offsets is None:  # no record of the range changed
+                    out.append(old.chunk)
+                    shown += old.count
+                    continue
             part = records[start:start + step]
-            if old is None or old.ids != list(map(id, part)):  # identity, not equality: -0.0 == 0.0 prints apart
+            if offsets is not None and len(part) == len(old.records):  # type: ignore[union-attr]
+                # the same range with some records new: only those are looked at
+                pieces = list(old.chunk.pieces)  # type: ignore[union-attr]
+                counts = old.counts.copy()  # type: ignore[union-attr]
+                for i in offsets:
+                    pieces[i], counts[i] = self._piece(part[i], kept, make, om, escapes)
+                old = _RecordChunk(part, _Chunk(pieces, b"".join(pieces)), counts)  # type: ignore[arg-type]
+                cached[n] = old
+            elif old is None or old.ids != list(map(id, part)):  # identity, not equality: -0.0 == 0.0 prints apart
                 before = old.records if old is not None else ()
                 pieces = []
                 counts = []
@@ -331,14 +348,11 @@ class _FamilyCache:
                     if i < len(before) and before[i] is record:  # the same record at the same place
                         pieces.append(old.chunk.pieces[i])  # type: ignore[union-attr]
                         counts.append(old.counts[i])  # type: ignore[union-attr]
-                        continue
-                    piece = kept.get(record[0])
-                    if piece is None or piece[0] is not record:
-                        rows = make(*record)
-                        piece = kept[record[0]] = (record, "".join(self.lines(rows, om, escapes)), len(rows))
-                    pieces.append(piece[1])
-                    counts.append(piece[2])
-                old = _RecordChunk(part, _Chunk(pieces), counts)
+                    else:
+                        piece, count = self._piece(record, kept, make, om, escapes)
+                        pieces.append(piece)
+                        counts.append(count)
+                old = _RecordChunk(part, _Chunk(pieces, b"".join(pieces)), counts)  # pieces: encoded once
                 if n < len(cached):
                     cached[n] = old
                 else:
@@ -351,6 +365,15 @@ class _FamilyCache:
         if len(self.series) > shown:  # series of records gone (a file no longer followed)
             self._prune([row[0] for record, _, _ in kept.values() for row in make(*record)])
         return out
+
+    def _piece(self, record: tuple[Any, list], kept: dict[Any, tuple[Any, bytes, int]], make: Any, om: bool,
+               escapes: dict[str, str]) -> tuple[bytes, int]:
+        """The encoded lines of all the series of ``record``, and how many: kept while it is the same object."""
+        piece = kept.get(record[0])
+        if piece is None or piece[0] is not record:
+            rows = make(*record)
+            piece = kept[record[0]] = (record, "".join(self.lines(rows, om, escapes)).encode(), len(rows))
+        return piece[1], piece[2]
 
 
 class _Registry:
@@ -381,46 +404,65 @@ class Renderer:
         self._diffs: dict[tuple[int, int], list[int] | None] = {}  # this scrape's: (old list, new list) → changed
 
     def render(self, registry: Any, fmt: Format = TEXT, gzip: bool = False) -> bytes:
-        """The exposition of everything ``registry`` collects, gzip-compressed when ``gzip``."""
+        """The exposition of everything ``registry`` collects, gzip-compressed when ``gzip`` (chunks past the
+        compression budget as stored blocks of the same member)."""
         with self._lock:
-            paused = gc.isenabled()
-            gc.disable()
-            try:
-                chunks = self._chunks(registry, fmt)
-            finally:
-                if paused:
-                    gc.enable()
+            chunks = self._collected(registry, fmt)
             if not gzip:
                 return b"".join([chunk.data for chunk in chunks])
-            return self._gzip(chunks)
+            self._compress(chunks)
+            return self._member(chunks)
 
-    def _gzip(self, chunks: list[_Chunk]) -> bytes:
-        """One gzip member of the chunks: each chunk's cached deflate, or deflated now while this scrape's
-        compression time (thread CPU) stays within ``gzip_share`` of the time since the previous gzip
-        scrape; past it, a new chunk goes as stored blocks and is compressed by a later scrape, if it is
-        still the same. Prometheus every few seconds gets every chunk compressed; a scraper polling many
-        times a second does not make the daemon spend its core on compressing what keeps changing."""
+    def scrape(self, registry: Any, fmt: Format = TEXT, gzip: bool = False) -> tuple[bytes, bool]:
+        """What the server sends: the body, and whether it is gzip. When the compression budget did not
+        cover every chunk (a scraper polling many times a second while lines arrive), the body goes
+        uncompressed: stored blocks would cost a CRC and a copy and save nothing; the budget is still
+        spent compressing chunks for the scrapes to come."""
+        with self._lock:
+            chunks = self._collected(registry, fmt)
+            if gzip and self._compress(chunks):
+                return self._member(chunks), True
+            return b"".join([chunk.data for chunk in chunks]), False
+
+    def _collected(self, registry: Any, fmt: Format) -> list[_Chunk]:
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return self._chunks(registry, fmt)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _compress(self, chunks: list[_Chunk]) -> bool:
+        """Deflate the chunks not deflated yet while this scrape's compression time (thread CPU) stays within
+        ``gzip_share`` of the time since the previous gzip scrape; True when every chunk is deflated.
+        Prometheus every few seconds gets every chunk compressed; a scraper polling many times a second
+        does not make the daemon spend its core on compressing what keeps changing."""
         level = self.gzip_level
         last, now = self._last_gzip, time.monotonic()
         budget = math.inf if last is None else self.gzip_share * (now - last)
         started = time.thread_time()
+        complete = True
+        for chunk in chunks:
+            if chunk.deflated is None:
+                if time.thread_time() - started >= budget:
+                    complete = False
+                    break
+                chunk.deflate(level)
+        self._last_gzip = time.monotonic()
+        return complete
+
+    @staticmethod
+    def _member(chunks: list[_Chunk]) -> bytes:
+        """One gzip member of the chunks: each chunk's deflate, or its stored blocks when not deflated yet."""
         parts = [_GZIP_HEADER]
         crc = size = 0
-        spent = False  # the budget: once spent, no more clock readings this scrape
         for chunk in chunks:
             data = chunk.data
             crc = zlib.crc32(data, crc)
             size += len(data)
-            deflated = chunk.deflated
-            if deflated is None:
-                if not spent and time.thread_time() - started < budget:
-                    deflated = chunk.deflate(level)
-                else:
-                    spent = True
-                    deflated = chunk.stored()
-            parts.append(deflated)
+            parts.append(chunk.deflated if chunk.deflated is not None else chunk.stored())
         parts += (_FINAL_BLOCK, struct.pack("<II", crc, size & 0xFFFFFFFF))
-        self._last_gzip = time.monotonic()
         return b"".join(parts)
 
     def _chunks(self, registry: Any, fmt: Format) -> list[_Chunk]:

@@ -458,8 +458,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/metrics":
             fmt = negotiate(self.headers.get("Accept"))  # prometheus-client's rules (choose_encoder)
             compress = gzip_accepted(self.headers.get("Accept-Encoding", ""))
-            body = self.server.renderer.render(self.server.registry, fmt, compress)
-            self._reply(200, body, fmt.content_type, {"Content-Encoding": "gzip"} if compress else {}, send_body)
+            body, compressed = self.server.renderer.scrape(self.server.registry, fmt, compress)
+            self._reply(200, body, fmt.content_type, {"Content-Encoding": "gzip"} if compressed else {}, send_body)
         elif path == "/healthz":
             self._reply(200, b"ok\n", send_body=send_body)
         elif path == "/readyz":
