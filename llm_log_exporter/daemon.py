@@ -309,7 +309,7 @@ class Exporter:
         log.info("serving metrics on %s://%s:%d/metrics", server.scheme, host, port)
         try:
             self.tailer.start_watching()
-            self.tailer.poll_once()
+            self.tailer.poll_once(self._stop)  # a stop signal ends the first read too
             self.settle_calls()
             self.store.ready.set()
             log.info("initial read done; following %d file(s)", len(self.tailer.files))

@@ -189,8 +189,17 @@ class Tailer:
     def _read_total(self) -> int:
         return sum(st.read_total for st in self._streams.values())
 
-    def poll_once(self) -> None:
-        """One wake: read open files to EOF, then rediscover paths and apply rotations."""
+    def poll_once(self, stop: threading.Event | None = None) -> None:
+        """One wake: read open files to EOF, then rediscover paths and apply rotations. ``stop`` (``run``
+        passes its own): once set, the poll ends after the read in progress (a first read of a file that
+        grows faster than it is read would otherwise never end, and a SIGTERM would wait for it)."""
+        if stop is not None and self._stop is None:
+            self._stop = stop
+            try:
+                self.poll_once()
+            finally:
+                self._stop = None
+            return
         if self._closed:
             return
         for st in [*self._streams.values(), *self._unseen.values()]:

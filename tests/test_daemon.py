@@ -195,3 +195,26 @@ def test_version() -> None:
     from llm_log_exporter import __version__
 
     assert proc.returncode == 0 and __version__ in proc.stdout
+
+
+def test_a_stop_signal_during_the_first_read_ends_it_after_the_read_in_progress(tmp_path: Path) -> None:
+    """A first read of a file written faster than it is read would never end, and SIGTERM waited for it
+    (seen: 4 of 12 daemons started beside a fast writer ignored SIGTERM). The stop now ends the read."""
+    from llm_log_exporter.daemon import Config, Exporter
+
+    log = tmp_path / "usage.jsonl"
+    log.write_bytes(line(tokens=1) * 20_000)  # several MiB: several reads of 1 MiB
+    exporter = Exporter(Config(files=[str(log)], host="127.0.0.1", port=0, state_file=str(tmp_path / "state")))
+    batches: list[int] = []
+    on_lines = exporter.ingestor.on_lines
+
+    def first_batch_then_stop(path: str, lines: list[bytes], first_lineno: int, first_offset: int) -> None:
+        on_lines(path, lines, first_lineno, first_offset)
+        batches.append(len(lines))
+        if len(batches) == 1:
+            exporter.request_stop("SIGTERM")  # what the signal handler calls, on the same thread
+
+    exporter.ingestor.on_lines = first_batch_then_stop  # type: ignore[method-assign]
+    exporter.serve()  # returns: the stop ended the first read, then the run
+    assert len(batches) == 1 and 0 < batches[0] < 20_000
+    assert exporter.store.usage.records  # what was read is counted
