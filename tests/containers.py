@@ -144,10 +144,13 @@ def build_image(engine: Engine, tag: str) -> Image:
 
 
 def context_digest() -> str:
-    """Of what the build reads: the Dockerfile and the files .dockerignore lets into the context."""
+    """Of what the build reads: the Dockerfile, the files .dockerignore lets into the context, and the
+    commit it labels the image with (an image of the same files built at another commit says that one)."""
     from tests.test_container import build_context
 
     digest = hashlib.sha256((ROOT / "Dockerfile").read_bytes())
+    revision = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    digest.update((revision.stdout.strip() if revision.returncode == 0 else "unknown").encode() + b"\0")
     with tempfile.TemporaryDirectory() as tmp:
         for rel in build_context(Path(tmp)):
             digest.update(rel.encode() + b"\0" + (Path(tmp) / rel).read_bytes() + b"\0")
