@@ -144,10 +144,16 @@ ANSWER = "answ3r-S3CRET-77c0aa"
 
 _SCRIPT = textwrap.dedent(
     f"""
-    import asyncio, os, litellm
+    import asyncio, json, os, time, litellm
     from llm_log_exporter.callback import UsageLogger, log_failure, log_success
     logger = UsageLogger(os.environ["LLM_USAGE_LOG"])
     litellm.callbacks = [logger]
+    def requests():
+        try:
+            with open(os.environ["LLM_USAGE_LOG"]) as f:
+                return sum(json.loads(line)["event"] == "request" for line in f)
+        except FileNotFoundError:
+            return 0
     messages = [{{"role": "system", "content": "keep {SECRET} safe"}}, {{"role": "user", "content": "{SECRET}"}}]
     kw = dict(model="gpt-4o-mini", messages=messages, metadata={{"tenant_id": "acme"}})
     litellm.completion(mock_response="{ANSWER}", **kw)
@@ -165,18 +171,13 @@ _SCRIPT = textwrap.dedent(
         await litellm.acompletion(mock_response="{ANSWER}", **kw)
         async for _ in await litellm.acompletion(mock_response="{ANSWER}", stream=True, **kw):
             pass
+        # litellm logs async calls from tasks on this loop (sync ones on a worker thread): keep the loop
+        # running until the six calls' lines are written; asyncio.run would cancel a task not run yet
+        deadline = time.monotonic() + 60
+        while requests() < 6 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
     asyncio.run(main())
-    import json, os, time  # litellm logs successes on a worker thread: wait for the six calls' lines
-    def requests():
-        try:
-            with open(os.environ["LLM_USAGE_LOG"]) as f:
-                return sum(json.loads(line)["event"] == "request" for line in f)
-        except FileNotFoundError:
-            return 0
-    deadline = time.monotonic() + 60
-    while requests() < 6 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.2)  # and for anything written late (a seventh line would fail the count)
+    time.sleep(0.2)  # anything written late (a seventh line would fail the count)
     print("lines", logger.lines_written, "errors", logger.errors)
     """
 )
