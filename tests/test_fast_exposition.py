@@ -282,20 +282,28 @@ def test_unchanged_records_are_handed_over_as_the_same_objects_and_changed_ones_
     assert second[1][1] != first[1][1] and second == usage.copy_records()  # a fresh copy of the changed one
 
 
-def test_gzip_past_its_compression_budget_sends_new_chunks_stored_and_compresses_them_on_a_later_scrape(
-        tmp_path) -> None:
+def _usage_of_300_calls(tmp_path) -> tuple:
     path = tmp_path / "usage.jsonl"
     path.write_bytes(b"".join(request_line(model=f"m{i}", tokens=i + 1, tenant_id=f"t{i % 7}", duration_s=0.3)
                               for i in range(300)))
     exporter = Exporter(Config(files=[str(path)], poll=True))
     exporter.tailer.poll_once()
     exporter.store.ready.set()
-    registry = _usage_registry(exporter)
-    renderer = Renderer(chunk_bytes=512, gzip_share=0.0)  # no time to compress anything not compressed yet
-    first = renderer.render(registry, OPENMETRICS, gzip=True)  # the first scrape compresses everything
+    return path, exporter, _usage_registry(exporter)
+
+
+def _a_third_change(path, exporter) -> None:
     append(path, b"".join(request_line(model=f"m{i}", tokens=2, tenant_id=f"t{i % 7}") for i in range(0, 300, 3)))
     exporter.tailer.poll_once()
     exporter.tailer.close()
+
+
+def test_gzip_past_its_compression_budget_sends_new_chunks_stored_and_compresses_them_on_a_later_scrape(
+        tmp_path) -> None:
+    path, exporter, registry = _usage_of_300_calls(tmp_path)
+    renderer = Renderer(chunk_bytes=512, gzip_share=0.0)  # no time to compress anything not compressed yet
+    first = renderer.render(registry, OPENMETRICS, gzip=True)  # the first scrape compresses everything
+    _a_third_change(path, exporter)
     plain = renderer.render(registry, OPENMETRICS)
     churned = renderer.render(registry, OPENMETRICS, gzip=True)
     renderer.gzip_share = 1e9  # a scraper that comes back later: time enough to compress what stayed
@@ -310,19 +318,11 @@ def test_gzip_past_its_compression_budget_sends_new_chunks_stored_and_compresses
 def test_a_scrape_past_its_compression_budget_is_sent_uncompressed_and_a_later_one_gzip(tmp_path) -> None:
     """What the server sends: gzip when every chunk is compressed within the budget; otherwise the plain body
     (stored blocks would cost a CRC and a copy and save nothing), while the budget compresses for later."""
-    path = tmp_path / "usage.jsonl"
-    path.write_bytes(b"".join(request_line(model=f"m{i}", tokens=i + 1, tenant_id=f"t{i % 7}", duration_s=0.3)
-                              for i in range(300)))
-    exporter = Exporter(Config(files=[str(path)], poll=True))
-    exporter.tailer.poll_once()
-    exporter.store.ready.set()
-    registry = _usage_registry(exporter)
+    path, exporter, registry = _usage_of_300_calls(tmp_path)
     renderer = Renderer(chunk_bytes=512, gzip_share=0.0)
     body, compressed = renderer.scrape(registry, OPENMETRICS, gzip=True)  # the first scrape has no budget limit
     assert compressed and gzip.decompress(body) == renderer.render(registry, OPENMETRICS)
-    append(path, b"".join(request_line(model=f"m{i}", tokens=2, tenant_id=f"t{i % 7}") for i in range(0, 300, 3)))
-    exporter.tailer.poll_once()
-    exporter.tailer.close()
+    _a_third_change(path, exporter)
     plain = renderer.render(registry, OPENMETRICS)
     assert renderer.scrape(registry, OPENMETRICS) == (plain, False)  # no gzip asked
     assert renderer.scrape(registry, OPENMETRICS, gzip=True) == (plain, False)  # no time to compress the new chunks
