@@ -22,6 +22,7 @@ from prometheus_client.registry import CollectorRegistry
 from prometheus_client.samples import Exemplar, Timestamp
 from prometheus_client.utils import floatToGoString
 
+from llm_log_exporter.aggregate.usage import RecordCopies
 from llm_log_exporter.daemon import Config, Exporter
 from llm_log_exporter.exposition.collector import FamilyCollector, store_owners
 from llm_log_exporter.exposition.render import OPENMETRICS, TEXT, Renderer, negotiate, render_text
@@ -270,16 +271,24 @@ def test_unchanged_records_are_handed_over_as_the_same_objects_and_changed_ones_
     exporter = Exporter(Config(files=[str(path)], poll=True))
     exporter.tailer.poll_once()
     usage = exporter.store.usage
-    copies: dict = {}
+    copies = RecordCopies()
     first = usage.copy_records(copies)
     again = usage.copy_records(copies)
     assert again == first and all(a is b for a, b in zip(again, first, strict=True))
     append(path, request_line(model="m1", tokens=5))
     exporter.tailer.poll_once()
-    exporter.tailer.close()
     second = usage.copy_records(copies)
     assert [a is b for a, b in zip(second, first, strict=True)] == [True, False, True]
     assert second[1][1] != first[1][1] and second == usage.copy_records()  # a fresh copy of the changed one
+    append(path, request_line(model="m0", tokens=1) + request_line(model="m9", tokens=9))
+    exporter.tailer.poll_once()
+    exporter.tailer.close()
+    third = usage.copy_records(copies)  # a record made since comes last, where the store keeps it
+    assert [a is b for a, b in zip(third, second, strict=False)] == [False, True, True]
+    assert [key[2] for key, _ in third] == ["m0", "m1", "m2", "m9"] and third == usage.copy_records()
+    other = RecordCopies()  # a second reader copies everything, and so does the first one after it
+    assert usage.copy_records(other) == third
+    assert not any(a is b for a, b in zip(usage.copy_records(copies), third, strict=True))
 
 
 def _usage_of_300_calls(tmp_path) -> tuple:
@@ -331,3 +340,22 @@ def test_a_scrape_past_its_compression_budget_is_sent_uncompressed_and_a_later_o
     member = zlib.decompressobj(16 + zlib.MAX_WBITS)
     assert compressed and member.decompress(body) == plain and member.eof and not member.unused_data
     assert len(body) < len(plain) / 2
+
+
+def test_a_scrape_past_its_budget_goes_out_before_compressing_and_the_budget_is_spent_after_the_reply(
+        tmp_path) -> None:
+    path, exporter, registry = _usage_of_300_calls(tmp_path)
+    renderer = Renderer(chunk_bytes=512)
+    body, compressed = renderer.scrape(registry, OPENMETRICS, gzip=True)
+    assert compressed
+    _a_third_change(path, exporter)
+    renderer.gzip_share = 0.0  # a scraper polling again at once: no time to compress what changed
+    body, compressed = renderer.scrape(registry, OPENMETRICS, gzip=True)
+    pending = renderer._pending
+    assert not compressed and body == renderer.render(registry, OPENMETRICS)
+    assert pending is not None and sum(chunk.deflated is None for chunk in pending) > 1  # not compressed before
+    renderer.gzip_share = 1e9  # the server calls this once the reply is out; time enough now
+    renderer.compress_pending()
+    assert renderer._pending is None and all(chunk.deflated is not None for chunk in pending)
+    body, compressed = renderer.scrape(registry, OPENMETRICS, gzip=True)
+    assert compressed and gzip.decompress(body) == renderer.render(registry, OPENMETRICS)

@@ -42,9 +42,9 @@ TOKEN_BUCKETS: tuple[float, ...] = tuple(float(4 ** i) for i in range(14))  # 1,
 MAX_LABEL_SETS = 10_000
 
 # Record layout: the scalar slots, then each histogram's sum and count, then each histogram's bucket counts,
-# then the record's own key, then its change count (``CHANGES``, not saved: every change to a record bumps it,
-# so a reader keeping copies re-copies only records whose count moved — see ``copy_records``). Names come
-# from the family table; the constants below are the hot path's.
+# then the record's own key (exemplars follow, not saved). A changed record is noted in ``Usage.touched``, so
+# a reader keeping copies re-copies only those — see ``copy_records``. Names come from the family table; the
+# constants below are the hot path's.
 SLOTS: tuple[str, ...] = record_slots("usage")
 HISTOGRAMS: tuple[str, ...] = tuple(h.name for h in record_histograms("usage"))
 LAYOUT: tuple[str, ...] = (
@@ -64,9 +64,8 @@ DUR_SUM, DUR_COUNT, DUR_BUCKETS = INDEX["duration_sum"], INDEX["duration_count"]
 TTFT_SUM, TTFT_COUNT, TTFT_BUCKETS = INDEX["ttft_sum"], INDEX["ttft_count"], INDEX["ttft_buckets"]
 TPOT_SUM, TPOT_COUNT, TPOT_BUCKETS = INDEX["tpot_sum"], INDEX["tpot_count"], INDEX["tpot_buckets"]
 KEY = INDEX["key"]
-CHANGES = KEY + 1
 # Exemplars (not saved): per duration bucket and for the cost, the newest call's (call_id, trace_id, value, ts).
-EX_DURATION, EX_COST = CHANGES + 1, CHANGES + 2
+EX_DURATION, EX_COST = KEY + 1, KEY + 2
 # Where a copy (``copy_records``: scalars, bucket lists, then the exemplars) keeps them, by the names the
 # family table's ``exemplar`` field uses.
 EXEMPLARS = {"duration_exemplars": KEY, "cost_exemplar": KEY + 1}
@@ -91,6 +90,16 @@ OPERATION = "chat"  # gen_ai.operation.name: every call the lines describe is a 
 LabelKey = tuple[str, ...]  # tenant_id, provider, model, then the --extra-label values
 TABLES = tables()
 _HISTOGRAMS = record_histograms("usage")
+
+
+class RecordCopies:
+    """A reader's copies of the usage records (``Usage.copy_records``), kept from one scrape to the next."""
+
+    __slots__ = ("at", "records")
+
+    def __init__(self) -> None:
+        self.records: list[tuple[LabelKey, list]] = []
+        self.at: dict[LabelKey, int] = {}  # key → position in ``records``
 
 
 class Usage:
@@ -142,6 +151,9 @@ class Usage:
         self.otel_records: dict[tuple[str, ...], list] = {}
         self.otel_key_labels = (*OTEL_LABELS, *self.extra_labels)
         self.records: dict[LabelKey, list] = {}
+        # Records changed since the copying reader last looked, in the order first changed (bounded by records).
+        self.touched: dict[LabelKey, list] = {}
+        self._copier: RecordCopies | None = None  # the reader ``touched`` is kept for
         # The per-label limits multiply (1000 x 100 x 500 by default), so the combinations are capped too.
         self.max_label_sets = max_label_sets
         self.label_set_overflow = 0
@@ -193,7 +205,7 @@ class Usage:
             record = self.records.get(key)
         if record is None:
             record = [0.0] * SCALARS + [[0] * (len(self.bounds[h.bounds]) + 1) for h in _HISTOGRAMS]
-            record += (key, 0, [None] * (len(self.buckets) + 1), None)
+            record += (key, [None] * (len(self.buckets) + 1), None)
             self.records[key] = record
             self.breakers.register(key[1])
         if sum(map(len, raw)) <= self._cacheable_length:
@@ -230,8 +242,8 @@ class Usage:
             raw = (*raw, *((labels.get(name, "") for name in self.extra_labels) if labels else
                            ("",) * len(self.extra_labels)))
         rec = self._keys.get(raw) or self._record(raw)
-        rec[CHANGES] += 1
         key = rec[KEY]
+        self.touched[key] = rec
         if status == "success":
             rec[REQ_SUCCESS] += 1
             if key[1] in self.breakers.troubled:
@@ -396,26 +408,34 @@ class Usage:
 
     # ----------------------------------------------------------------- reading (under the store's lock)
 
-    def copy_records(self, copies: dict[LabelKey, tuple] | None = None) -> list[tuple[LabelKey, list]]:
+    def copy_records(self, copies: RecordCopies | None = None) -> list[tuple[LabelKey, list]]:
         """Each record's key and values (bucket lists copied): what a scrape renders after the lock is gone.
 
-        ``copies`` is the caller's own cache, kept from one call to the next: a record whose change count
-        did not move since it was copied gives the very same ``(key, values)`` pair again, so copying costs
-        only what changed and a reader (the renderer) tells an unchanged record by identity alone.
+        ``copies`` is the caller's own, kept from one call to the next: only the records changed since (noted
+        in ``touched``) are copied again, every other one is handed over as the very same ``(key, values)``
+        pair, so copying costs only what changed and a reader (the renderer) tells an unchanged record by
+        identity alone. ``touched`` is kept for one such reader: another one's call copies everything.
         """
         if copies is None:
             return [(key, self._copy(rec)) for key, rec in self.records.items()]
-        out = []
-        append = out.append
-        get = copies.get
-        for key, rec in self.records.items():
-            entry = get(key)
-            if entry is None or entry[0] is not rec or entry[1] != rec[CHANGES]:
-                entry = copies[key] = (rec, rec[CHANGES], (key, self._copy(rec)))
-            append(entry[2])
-        if len(copies) > len(out):
-            for key in [key for key in copies if key not in self.records]:
-                del copies[key]
+        touched = self.touched
+        out = copies.records
+        if self._copier is copies and len(out) + len(touched) >= len(self.records):
+            out = out.copy()
+            at = copies.at
+            for key, rec in touched.items():
+                i = at.get(key)
+                if i is None:  # a record new since: records only ever grow, in the order they were made
+                    at[key] = len(out)
+                    out.append((key, self._copy(rec)))
+                else:
+                    out[i] = (key, self._copy(rec))
+        if self._copier is not copies or len(out) != len(self.records):
+            out = [(key, self._copy(rec)) for key, rec in self.records.items()]
+            copies.at = {key: i for i, (key, _) in enumerate(out)}
+            self._copier = copies
+        touched.clear()
+        copies.records = out
         return out
 
     @staticmethod
@@ -502,6 +522,7 @@ class Usage:
         """Restore a dump; raises ``TypeError``/``ValueError``/``KeyError`` on anything that does not fit."""
         if data["layout"] != list(LAYOUT[:KEY]):
             raise ValueError(f"records hold {data['layout']}, this version counts {list(LAYOUT[:KEY])}")
+        self._copier = None  # records are replaced: the next copy copies them all
         widths = [len(self.bounds[h.bounds]) + 1 for h in _HISTOGRAMS]
         width = len(self.key_labels)
         for row in data["records"]:
@@ -511,7 +532,7 @@ class Usage:
             if len(scalars) != SCALARS or [len(b) for b in buckets] != widths:
                 raise ValueError(f"record {key} has the wrong shape")
             self.records[key] = [*(float(codec.number(v)) for v in scalars),
-                                 *([codec.count(v) for v in b] for b in buckets), key, 0,
+                                 *([codec.count(v) for v in b] for b in buckets), key,
                                  [None] * (len(self.buckets) + 1), None]
             self.breakers.register(key[1])
         owidth, owidths = len(self.otel_key_labels), [len(self.bounds[h.bounds]) + 1 for h in _OTEL_HISTOGRAMS]

@@ -17,9 +17,10 @@ Chunks: the lines of a family are grouped in chunks of about ``chunk_bytes``; a 
 of the previous scrape reuses its encoded bytes and, when the scraper accepts gzip, its compressed bytes.
 Each chunk is deflated on its own and ends on a byte boundary (a sync flush, no final block), so the chunks
 concatenate into one ordinary gzip member, as pigz does: a scrape compresses only the chunks that changed,
-within a time budget (``Renderer._compress``). A scrape whose budget did not cover every chunk is sent
-uncompressed (``Renderer.scrape``, what the server calls: a scraper polling many times a second while lines
-arrive); ``render`` writes such chunks as stored blocks of the same member instead.
+within a time budget (``Renderer._compress``). A scrape whose budget is not likely to cover every chunk is
+sent uncompressed at once and its budget spent after the reply (``Renderer.scrape`` and
+``compress_pending``, what the server calls: a scraper polling many times a second while lines arrive);
+``render`` writes chunks past the budget as stored blocks of the same member instead.
 
 Formats come from prometheus-client's own negotiation (``choose_encoder``): the text format (0.0.4, or
 1.0.0 with an escaping scheme) and OpenMetrics, with the escaping a scraper asks for. Families that are not
@@ -38,7 +39,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import compress
+from itertools import accumulate, compress
 from operator import is_not
 from typing import Any
 
@@ -140,15 +141,18 @@ class _Series:
 
 
 class _RecordChunk:
-    """A chunk made from a range of records: those records (kept alive, so their ids stay theirs), their
-    ids, and how many series each record's rows show (its chunk keeps a piece of text per record)."""
+    """A chunk made from a range of records: those records (kept alive, so identity comparisons hold), and how
+    many series each record's rows show (its chunk keeps a piece of text per record)."""
 
-    __slots__ = ("chunk", "count", "counts", "ids", "records")
+    __slots__ = ("chunk", "count", "counts", "records")
 
     def __init__(self, records: list[tuple[Any, list]], chunk: _Chunk, counts: list[int]) -> None:
         self.records, self.chunk, self.counts = records, chunk, counts  # chunk.pieces: a piece per record
         self.count = sum(counts)
-        self.ids = list(map(id, records))
+
+    def same_records(self, records: list[tuple[Any, list]]) -> bool:
+        """Identity, not equality: -0.0 == 0.0 prints apart."""
+        return len(records) == len(self.records) and not any(map(is_not, records, self.records))
 
 
 class _FamilyCache:
@@ -173,6 +177,8 @@ class _FamilyCache:
         self.record_pieces: dict[bool, dict[Any, tuple[Any, bytes, int]]] = {False: {}, True: {}}
         self.per_chunk = 0  # series (or records) per chunk: fixed once, so chunk boundaries stay put
         self.last_records: dict[bool, list | None] = {False: None, True: None}  # the records last rendered
+        self.last_out: dict[bool, list[_Chunk] | None] = {False: None, True: None}  # and the chunks they made
+        self.last_shown = {False: 0, True: 0}  # how many series those chunks show
         self.headers = {om: _Chunk([self._header(metric, om)]) for om in (False, True)}
 
     def _header(self, metric: RowFamily, om: bool) -> str:
@@ -240,11 +246,11 @@ class _FamilyCache:
             if values != s.values or exemplars != s.exemplars or (not sum_value and sum_value is not None
                                                                   and _signbit(sum_value) != _signbit(s.values[1])):
                 head, tail, count_prefix, sum_prefix = s.parts
-                lines = []
-                total = 0
-                for le_label, n in zip(le_labels, counts, strict=True):
-                    total += n
-                    lines.append(f"{head}{le_label}{tail}{format_value(total)}\n")
+                cumulative = list(accumulate(counts))
+                total = cumulative[-1]
+                # below 1e6 every cumulative count prints as its float's repr (what format_value does)
+                texts = map(repr, map(float, cumulative)) if total < 1e6 else map(format_value, cumulative)
+                lines = [f"{head}{le_label}{tail}{text}\n" for le_label, text in zip(le_labels, texts, strict=True)]
                 if with_count and sum_value is not None:
                     lines.append(f"{count_prefix}{format_value(total)}\n")
                     lines.append(f"{sum_prefix}{format_value(sum_value)}\n")
@@ -314,57 +320,71 @@ class _FamilyCache:
         cached = self.record_chunks[om]
         positions = changed(self.last_records[om], records) if changed is not None else None
         self.last_records[om] = records
-        dirty: dict[int, list[int]] | None = None  # chunk → offsets of its changed records
-        if positions is not None:
-            dirty = {}
+        kept = self.record_pieces[om]
+        previous = self.last_out[om]
+        if positions is not None and previous is not None:
+            # Only the ranges holding a changed record are looked at: the previous scrape's list of chunks
+            # is copied (one C-level copy) and those ranges replaced, so an idle family costs no loop.
+            dirty: dict[int, list[int]] = {}
             for i in positions:
                 dirty.setdefault(i // step, []).append(i % step)
-        kept = self.record_pieces[om]
-        out = [self.headers[om]]
-        shown = 0
-        for n, start in enumerate(range(0, len(records), step)):
-            old = cached[n] if n < len(cached) else None
-            offsets = None
-            if old is not None and dirty is not None:
-                offsets = dirty.get(n)
-                if offsets is None:  # no record of the range changed
-                    out.append(old.chunk)
-                    shown += old.count
-                    continue
-            part = records[start:start + step]
-            if offsets is not None and len(part) == len(old.records):  # type: ignore[union-attr]
-                # the same range with some records new: only those are looked at
-                pieces = list(old.chunk.pieces)  # type: ignore[union-attr]
-                counts = old.counts.copy()  # type: ignore[union-attr]
-                for i in offsets:
-                    pieces[i], counts[i] = self._piece(part[i], kept, make, om, escapes)
-                old = _RecordChunk(part, _Chunk(pieces, b"".join(pieces)), counts)  # type: ignore[arg-type]
-                cached[n] = old
-            elif old is None or old.ids != list(map(id, part)):  # identity, not equality: -0.0 == 0.0 prints apart
-                before = old.records if old is not None else ()
-                pieces = []
-                counts = []
-                for i, record in enumerate(part):
-                    if i < len(before) and before[i] is record:  # the same record at the same place
-                        pieces.append(old.chunk.pieces[i])  # type: ignore[union-attr]
-                        counts.append(old.counts[i])  # type: ignore[union-attr]
-                    else:
-                        piece, count = self._piece(record, kept, make, om, escapes)
-                        pieces.append(piece)
-                        counts.append(count)
-                old = _RecordChunk(part, _Chunk(pieces, b"".join(pieces)), counts)  # pieces: encoded once
-                if n < len(cached):
-                    cached[n] = old
+            out = previous.copy()
+            shown = self.last_shown[om]
+            for n in sorted(dirty):
+                old = cached[n] if n < len(cached) else None
+                new = self._range(records[n * step:(n + 1) * step], old, dirty[n], kept, make, om, escapes)
+                if old is None:
+                    cached.append(new)
+                    out.append(new.chunk)
                 else:
-                    cached.append(old)
-            out.append(old.chunk)
-            shown += old.count
-        del cached[len(out) - 1:]
+                    cached[n] = new
+                    out[n + 1] = new.chunk
+                    shown -= old.count
+                shown += new.count
+        else:
+            out = [self.headers[om]]
+            shown = 0
+            for n, start in enumerate(range(0, len(records), step)):
+                old = cached[n] if n < len(cached) else None
+                part = records[start:start + step]
+                if old is None or not old.same_records(part):
+                    old = self._range(part, old, None, kept, make, om, escapes)
+                    if n < len(cached):
+                        cached[n] = old
+                    else:
+                        cached.append(old)
+                out.append(old.chunk)
+                shown += old.count
+            del cached[len(out) - 1:]
+        self.last_out[om], self.last_shown[om] = out, shown
         if len(kept) > len(records):
             kept = self.record_pieces[om] = {key: kept[key] for key, _ in records if key in kept}
         if len(self.series) > shown:  # series of records gone (a file no longer followed)
             self._prune([row[0] for record, _, _ in kept.values() for row in make(*record)])
         return out
+
+    def _range(self, part: list[tuple[Any, list]], old: _RecordChunk | None, offsets: list[int] | None,
+               kept: dict[Any, tuple[Any, bytes, int]], make: Any, om: bool, escapes: dict[str, str]) -> _RecordChunk:
+        """A range's chunk made again: only the records at ``offsets`` (when the range kept its length), else
+        every record that is not the very object at its place in ``old``."""
+        if old is not None and offsets is not None and len(part) == len(old.records):
+            pieces = list(old.chunk.pieces)
+            counts = old.counts.copy()
+            for i in offsets:
+                pieces[i], counts[i] = self._piece(part[i], kept, make, om, escapes)
+            return _RecordChunk(part, _Chunk(pieces, b"".join(pieces)), counts)  # type: ignore[arg-type]
+        before = old.records if old is not None else ()
+        pieces = []
+        counts = []
+        for i, record in enumerate(part):
+            if i < len(before) and before[i] is record:  # the same record at the same place
+                pieces.append(old.chunk.pieces[i])  # type: ignore[union-attr]
+                counts.append(old.counts[i])  # type: ignore[union-attr]
+            else:
+                piece, count = self._piece(record, kept, make, om, escapes)
+                pieces.append(piece)
+                counts.append(count)
+        return _RecordChunk(part, _Chunk(pieces, b"".join(pieces)), counts)  # pieces: encoded once
 
     def _piece(self, record: tuple[Any, list], kept: dict[Any, tuple[Any, bytes, int]], make: Any, om: bool,
                escapes: dict[str, str]) -> tuple[bytes, int]:
@@ -401,6 +421,8 @@ class Renderer:
         self._families: dict[tuple[Any, ...], _FamilyCache] = {}
         self._lock = threading.Lock()
         self._last_gzip: float | None = None  # when the previous gzip scrape ended (monotonic)
+        self._deflate_cost: float | None = None  # thread CPU seconds per byte deflated, as last measured
+        self._pending: list[_Chunk] | None = None  # the last scrape's chunks, when sent before compressing them
         self._diffs: dict[tuple[int, int], list[int] | None] = {}  # this scrape's: (old list, new list) → changed
 
     def render(self, registry: Any, fmt: Format = TEXT, gzip: bool = False) -> bytes:
@@ -414,15 +436,36 @@ class Renderer:
             return self._member(chunks)
 
     def scrape(self, registry: Any, fmt: Format = TEXT, gzip: bool = False) -> tuple[bytes, bool]:
-        """What the server sends: the body, and whether it is gzip. When the compression budget did not
-        cover every chunk (a scraper polling many times a second while lines arrive), the body goes
-        uncompressed: stored blocks would cost a CRC and a copy and save nothing; the budget is still
-        spent compressing chunks for the scrapes to come."""
+        """What the server sends: the body, and whether it is gzip. The chunks not compressed yet are compressed
+        now when the budget is likely to cover them all (by the deflate speed measured so far); otherwise (a
+        scraper polling many times a second while lines arrive) the body goes uncompressed at once, stored
+        blocks costing a CRC and a copy for nothing, and the budget is spent by ``compress_pending`` once
+        the reply is sent, for the scrapes to come: the reply does not wait for compression it cannot use."""
         with self._lock:
             chunks = self._collected(registry, fmt)
-            if gzip and self._compress(chunks):
-                return self._member(chunks), True
+            if gzip:
+                if self._likely_within_budget(chunks) and self._compress(chunks):
+                    return self._member(chunks), True
+                self._pending = chunks
             return b"".join([chunk.data for chunk in chunks]), False
+
+    def compress_pending(self) -> None:
+        """Spend the last scrape's compression budget on its chunks, after its uncompressed reply went out."""
+        with self._lock:
+            chunks, self._pending = self._pending, None
+            if chunks is not None:
+                self._compress(chunks)
+
+    def _likely_within_budget(self, chunks: list[_Chunk]) -> bool:
+        if self._last_gzip is None or self._deflate_cost is None:
+            return True  # nothing to go by: try (the first gzip scrape has no limit anyway)
+        affordable = self.gzip_share * (time.monotonic() - self._last_gzip) / self._deflate_cost  # bytes
+        for chunk in chunks:
+            if chunk.deflated is None:
+                affordable -= len(chunk.data)
+                if affordable < 0:
+                    return False
+        return True
 
     def _collected(self, registry: Any, fmt: Format) -> list[_Chunk]:
         paused = gc.isenabled()
@@ -443,12 +486,16 @@ class Renderer:
         budget = math.inf if last is None else self.gzip_share * (now - last)
         started = time.thread_time()
         complete = True
+        deflated = 0
         for chunk in chunks:
             if chunk.deflated is None:
                 if time.thread_time() - started >= budget:
                     complete = False
                     break
                 chunk.deflate(level)
+                deflated += len(chunk.data)
+        if deflated >= 1 << 16:  # enough to time
+            self._deflate_cost = (time.thread_time() - started) / deflated
         self._last_gzip = time.monotonic()
         return complete
 

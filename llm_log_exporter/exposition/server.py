@@ -460,6 +460,8 @@ class _Handler(BaseHTTPRequestHandler):
             compress = gzip_accepted(self.headers.get("Accept-Encoding", ""))
             body, compressed = self.server.renderer.scrape(self.server.registry, fmt, compress)
             self._reply(200, body, fmt.content_type, {"Content-Encoding": "gzip"} if compressed else {}, send_body)
+            if compress and not compressed:
+                self.server.renderer.compress_pending()  # the reply is out: compress for the scrapes to come
         elif path == "/healthz":
             self._reply(200, b"ok\n", send_body=send_body)
         elif path == "/readyz":

@@ -38,12 +38,25 @@ def escape_label_value(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
+# Texts of exemplars by identity (the collector hands over the same Exemplar while a record keeps it).
+_TEXTS: dict[int, tuple[Exemplar, str]] = {}
+_TEXTS_LIMIT = 1 << 16
+
+
 def exemplar_text(exemplar: Exemplar) -> str:
     """`` # {labels} value [timestamp]`` after an OpenMetrics sample, as prometheus-client writes it."""
+    made = _TEXTS.get(id(exemplar))
+    if made is not None and made[0] is exemplar:
+        return made[1]
     labels = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in sorted(exemplar.labels.items()))
     if exemplar.timestamp is None:
-        return f" # {{{labels}}} {floatToGoString(exemplar.value)}"
-    return f" # {{{labels}}} {floatToGoString(exemplar.value)} {exemplar.timestamp}"
+        text = f" # {{{labels}}} {floatToGoString(exemplar.value)}"
+    else:
+        text = f" # {{{labels}}} {floatToGoString(exemplar.value)} {exemplar.timestamp}"
+    if len(_TEXTS) >= _TEXTS_LIMIT:
+        _TEXTS.clear()
+    _TEXTS[id(exemplar)] = (exemplar, text)
+    return text
 
 
 RecordRows = Callable[[Any, list], list]  # (record key, record values) → that record's rows
