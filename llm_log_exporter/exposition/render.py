@@ -130,11 +130,12 @@ class _Chunk:
 class _Series:
     """One series' raw values as last rendered, its text in both formats, and what rebuilds it."""
 
-    __slots__ = ("exemplars", "om", "parts", "text", "values")
+    __slots__ = ("exemplars", "om", "parts", "rendered", "text", "values")
 
     def __init__(self, parts: tuple[str, ...]) -> None:
         self.values: Any = _CHANGED
         self.exemplars: Any = None
+        self.rendered = 0  # the family's render count when this series was last rendered
         self.parts = parts  # prefixes: a scalar's "name{labels} "; a histogram's bucket head/tail, count, sum
         self.text = ""
         self.om = ""
@@ -173,9 +174,12 @@ class _FamilyCache:
         self.series: dict[Any, _Series] = {}
         self.chunks: dict[bool, list[_Chunk]] = {False: [], True: []}
         self.record_chunks: dict[bool, list[_RecordChunk]] = {False: [], True: []}
-        # Per record key: (the record as last rendered, the lines of its series, how many series).
-        self.record_pieces: dict[bool, dict[Any, tuple[Any, bytes, int]]] = {False: {}, True: {}}
+        # Per record key: (the record as last rendered, the lines of its series, how many series, the family's
+        # render count when those lines were joined).
+        self.record_pieces: dict[bool, dict[Any, tuple[Any, bytes, int, int]]] = {False: {}, True: {}}
         self.per_chunk = 0  # series (or records) per chunk: fixed once, so chunk boundaries stay put
+        self.rendered = 0  # series renders so far (each series keeps the number of its last one)
+        self.newest = 0  # the newest render among the rows of the last ``lines`` call
         self.last_records: dict[bool, list | None] = {False: None, True: None}  # the records last rendered
         self.last_out: dict[bool, list[_Chunk] | None] = {False: None, True: None}  # and the chunks they made
         self.last_shown = {False: 0, True: 0}  # how many series those chunks show
@@ -210,6 +214,7 @@ class _FamilyCache:
         series = self.series
         pieces: list[str] = []
         append = pieces.append
+        newest = 0
         for labels, value, exemplar in rows:
             s = series.get(labels)
             if s is None:
@@ -220,7 +225,11 @@ class _FamilyCache:
                 text = s.text = f"{s.parts[0]}{format_value(value)}\n"
                 s.values, s.exemplars = value, exemplar
                 s.om = text if exemplar is None else f"{text[:-1]}{exemplar_text(exemplar)}\n"
+                s.rendered = self.rendered = self.rendered + 1
+            if s.rendered > newest:
+                newest = s.rendered
             append(s.om if om else s.text)
+        self.newest = newest
         return pieces
 
     def _histogram_parts(self, labels: Any, escapes: dict[str, str]) -> tuple[str, ...]:
@@ -238,6 +247,7 @@ class _FamilyCache:
         with_count = self.with_count
         pieces: list[str] = []
         append = pieces.append
+        newest = 0
         for labels, counts, sum_value, exemplars in rows:
             s = series.get(labels)
             if s is None:
@@ -263,7 +273,11 @@ class _FamilyCache:
                         if exemplar is not None:
                             lines[i] = f"{lines[i][:-1]}{exemplar_text(exemplar)}\n"
                     s.om = "".join(lines)
+                s.rendered = self.rendered = self.rendered + 1
+            if s.rendered > newest:
+                newest = s.rendered
             append(s.om if om else s.text)
+        self.newest = newest
         return pieces
 
     def _prune(self, keys: list[Any]) -> None:
@@ -360,11 +374,12 @@ class _FamilyCache:
         if len(kept) > len(records):
             kept = self.record_pieces[om] = {key: kept[key] for key, _ in records if key in kept}
         if len(self.series) > shown:  # series of records gone (a file no longer followed)
-            self._prune([row[0] for record, _, _ in kept.values() for row in make(*record)])
+            self._prune([row[0] for record, *_ in kept.values() for row in make(*record)])
         return out
 
     def _range(self, part: list[tuple[Any, list]], old: _RecordChunk | None, offsets: list[int] | None,
-               kept: dict[Any, tuple[Any, bytes, int]], make: Any, om: bool, escapes: dict[str, str]) -> _RecordChunk:
+               kept: dict[Any, tuple[Any, bytes, int, int]], make: Any, om: bool,
+               escapes: dict[str, str]) -> _RecordChunk:
         """A range's chunk made again: only the records at ``offsets`` (when the range kept its length), else
         every record that is not the very object at its place in ``old``."""
         if old is not None and offsets is not None and len(part) == len(old.records):
@@ -372,6 +387,11 @@ class _FamilyCache:
             counts = old.counts.copy()
             for i in offsets:
                 pieces[i], counts[i] = self._piece(part[i], kept, make, om, escapes)
+            if all(pieces[i] is old.chunk.pieces[i] for i in offsets):
+                # records changed, not this family's lines (another family's slots moved): the chunk stays,
+                # compressed form included
+                old.records = part
+                return old
             return _RecordChunk(part, _Chunk(pieces, b"".join(pieces)), counts)  # type: ignore[arg-type]
         before = old.records if old is not None else ()
         pieces = []
@@ -386,13 +406,21 @@ class _FamilyCache:
                 counts.append(count)
         return _RecordChunk(part, _Chunk(pieces, b"".join(pieces)), counts)  # pieces: encoded once
 
-    def _piece(self, record: tuple[Any, list], kept: dict[Any, tuple[Any, bytes, int]], make: Any, om: bool,
+    def _piece(self, record: tuple[Any, list], kept: dict[Any, tuple[Any, bytes, int, int]], make: Any, om: bool,
                escapes: dict[str, str]) -> tuple[bytes, int]:
-        """The encoded lines of all the series of ``record``, and how many: kept while it is the same object."""
+        """The encoded lines of all the series of ``record``, and how many: kept while it is the same object, and
+        while a new object of it shows the same series, none rendered since the piece was made (the same bytes;
+        the series' texts serve both formats, so a render for the other format counts too). Series only
+        ever appear (counts do not go down), and a new one is rendered: the same number of rows, none
+        rendered since, is the very same lines."""
         piece = kept.get(record[0])
         if piece is None or piece[0] is not record:
             rows = make(*record)
-            piece = kept[record[0]] = (record, "".join(self.lines(rows, om, escapes)).encode(), len(rows))
+            lines = self.lines(rows, om, escapes)
+            if piece is not None and self.newest <= piece[3] and len(rows) == piece[2]:
+                piece = kept[record[0]] = (record, piece[1], piece[2], piece[3])
+            else:
+                piece = kept[record[0]] = (record, "".join(lines).encode(), len(rows), self.rendered)
         return piece[1], piece[2]
 
 
