@@ -288,6 +288,7 @@ def run_daemon(files: tuple[str, ...], **options: object) -> None:
     from llm_log_exporter.aggregate.budgets import BudgetError
     from llm_log_exporter.aggregate.prices import PriceTableError
     from llm_log_exporter.daemon import Config, Exporter, FilesUnusable
+    from llm_log_exporter.heap import HeapFreezer
 
     options = {k: v for k, v in options.items() if v is not None}
     state_file = options.get("state_file")
@@ -314,6 +315,7 @@ def run_daemon(files: tuple[str, ...], **options: object) -> None:
     except WebConfigError as err:
         raise click.ClickException(f"--web.config.file: {err}") from None
     exporter.install_signal_handlers()
+    exporter.heap = HeapFreezer()
     exporter.serve()
 
 

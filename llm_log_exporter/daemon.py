@@ -40,6 +40,7 @@ from llm_log_exporter.exposition.collector import (
 )
 from llm_log_exporter.exposition.pages import Pages, file_rows
 from llm_log_exporter.exposition.server import MetricsServer, http_owner
+from llm_log_exporter.heap import HeapFreezer
 from llm_log_exporter.history.replay import ReplayOptions, ReplayResult, replay
 from llm_log_exporter.history.sources import Source
 from llm_log_exporter.parsers import get_parser
@@ -205,6 +206,7 @@ class Exporter:
         self._stop = threading.Event()
         self.stopping = threading.Event()  # a stop signal arrived; set before the --shutdown-delay runs out
         self.server: MetricsServer | None = None
+        self.heap: HeapFreezer | None = None  # the daemon process's (run_daemon); None: Python's default GC
 
     def _after_poll(self) -> None:
         self.settle_calls()
@@ -303,6 +305,8 @@ class Exporter:
 
     def serve(self) -> None:
         server = self.server or self.bind()
+        if self.heap is not None:
+            server.after_scrape = self.heap.after_scrape
         thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
         thread.start()
         host, port = server.server_address[:2]
@@ -311,6 +315,8 @@ class Exporter:
             self.tailer.start_watching()
             self.tailer.poll_once(self._stop)  # a stop signal ends the first read too
             self.settle_calls()
+            if self.heap is not None:
+                self.heap.settle()
             self.store.ready.set()
             log.info("initial read done; following %d file(s)", len(self.tailer.files))
             self.save_state()

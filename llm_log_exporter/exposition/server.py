@@ -29,6 +29,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
@@ -120,6 +121,7 @@ class MetricsServer:
         self.registry = registry
         self.pages = pages
         self.renderer = Renderer()  # both formats; keeps rendered series and compressed chunks between scrapes
+        self.after_scrape: Callable[[], None] | None = None  # once a /metrics reply is sent (the daemon's heap)
         self.ready = ready
         self.stopping = stopping or threading.Event()  # set: shutting down, /readyz says so
         self.web = web
@@ -462,6 +464,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, body, fmt.content_type, {"Content-Encoding": "gzip"} if compressed else {}, send_body)
             if compress and not compressed:
                 self.server.renderer.compress_pending()  # the reply is out: compress for the scrapes to come
+            if self.server.after_scrape is not None:
+                self.server.after_scrape()
         elif path == "/healthz":
             self._reply(200, b"ok\n", send_body=send_body)
         elif path == "/readyz":
