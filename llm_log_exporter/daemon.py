@@ -306,7 +306,7 @@ class Exporter:
     def serve(self) -> None:
         server = self.server or self.bind()
         if self.heap is not None:
-            server.after_scrape = self.heap.after_scrape
+            server.scrape_scope = self.heap.scrape
         thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
         thread.start()
         host, port = server.server_address[:2]

@@ -44,6 +44,22 @@ def test_a_scrape_freezes_what_is_alive_and_a_due_sweep_frees_the_cycles_frozen_
     assert heap.sweeps == 2 and cycle() is None and gc.get_freeze_count() > 0
 
 
+def test_no_collection_runs_during_a_scrapes_render_and_what_it_made_is_frozen_after(restore_gc) -> None:
+    heap = HeapFreezer(sweep_interval=600)
+    assert gc.isenabled()
+    with heap.scrape():
+        assert not gc.isenabled()
+        made = [_Node() for _ in range(5000)]
+    assert gc.isenabled() and gc.get_freeze_count() >= len(made)
+    gc.disable()  # a caller that had paused it (the renderer pauses it too) finds it paused after
+    try:
+        with heap.scrape():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_the_daemon_freezes_its_heap_after_the_initial_read_and_after_each_scrape(tmp_path) -> None:
     """Through the CLI process as users run it: the frozen heap shows in the process's own GC counts."""
     import ast

@@ -85,7 +85,7 @@ _MAX_CALL_ID, _MAX_TRACE_ID = 64, 48
 # replaces it, so a scrape re-rendering a histogram hands the renderer the same Exemplar for every bucket whose
 # exemplar did not move (compared by identity, its text made once). Bounded: cleared when full.
 _MADE: dict[int, tuple[tuple, Exemplar]] = {}
-_MADE_LIMIT = 1 << 16
+_MADE_LIMIT = 1 << 13  # enough for the records of several scrapes under churn; ~300 bytes each
 
 
 def exemplar(kept: tuple[str, str, float, float | None] | None) -> Exemplar | None:

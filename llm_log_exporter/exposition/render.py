@@ -472,28 +472,25 @@ class Renderer:
         with self._lock:
             chunks = self._collected(registry, fmt)
             if gzip:
-                if self._likely_within_budget(chunks) and self._compress(chunks):
+                pending = [chunk for chunk in chunks if chunk.deflated is None]
+                if self._likely_within_budget(pending) and self._compress(pending):
                     return self._member(chunks), True
-                self._pending = chunks
+                self._pending = pending
             return b"".join([chunk.data for chunk in chunks]), False
 
     def compress_pending(self) -> None:
-        """Spend the last scrape's compression budget on its chunks, after its uncompressed reply went out."""
+        """Spend the last scrape's compression budget on the chunks it left uncompressed, after its reply."""
         with self._lock:
             chunks, self._pending = self._pending, None
             if chunks is not None:
                 self._compress(chunks)
 
-    def _likely_within_budget(self, chunks: list[_Chunk]) -> bool:
+    def _likely_within_budget(self, pending: list[_Chunk]) -> bool:
+        """Whether compressing ``pending`` (the chunks not deflated yet) is likely to fit this scrape's budget."""
         if self._last_gzip is None or self._deflate_cost is None:
             return True  # nothing to go by: try (the first gzip scrape has no limit anyway)
         affordable = self.gzip_share * (time.monotonic() - self._last_gzip) / self._deflate_cost  # bytes
-        for chunk in chunks:
-            if chunk.deflated is None:
-                affordable -= len(chunk.data)
-                if affordable < 0:
-                    return False
-        return True
+        return sum(len(chunk.data) for chunk in pending) <= affordable
 
     def _collected(self, registry: Any, fmt: Format) -> list[_Chunk]:
         paused = gc.isenabled()

@@ -121,7 +121,8 @@ class MetricsServer:
         self.registry = registry
         self.pages = pages
         self.renderer = Renderer()  # both formats; keeps rendered series and compressed chunks between scrapes
-        self.after_scrape: Callable[[], None] | None = None  # once a /metrics reply is sent (the daemon's heap)
+        # Around each /metrics render: the daemon's heap policy (heap.py); none by default.
+        self.scrape_scope: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
         self.ready = ready
         self.stopping = stopping or threading.Event()  # set: shutting down, /readyz says so
         self.web = web
@@ -460,12 +461,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/metrics":
             fmt = negotiate(self.headers.get("Accept"))  # prometheus-client's rules (choose_encoder)
             compress = gzip_accepted(self.headers.get("Accept-Encoding", ""))
-            body, compressed = self.server.renderer.scrape(self.server.registry, fmt, compress)
+            with self.server.scrape_scope():
+                body, compressed = self.server.renderer.scrape(self.server.registry, fmt, compress)
             self._reply(200, body, fmt.content_type, {"Content-Encoding": "gzip"} if compressed else {}, send_body)
             if compress and not compressed:
                 self.server.renderer.compress_pending()  # the reply is out: compress for the scrapes to come
-            if self.server.after_scrape is not None:
-                self.server.after_scrape()
         elif path == "/healthz":
             self._reply(200, b"ok\n", send_body=send_body)
         elif path == "/readyz":

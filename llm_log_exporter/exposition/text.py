@@ -40,7 +40,7 @@ def escape_label_value(value: str) -> str:
 
 # Texts of exemplars by identity (the collector hands over the same Exemplar while a record keeps it).
 _TEXTS: dict[int, tuple[Exemplar, str]] = {}
-_TEXTS_LIMIT = 1 << 16
+_TEXTS_LIMIT = 1 << 13
 
 
 def exemplar_text(exemplar: Exemplar) -> str:
