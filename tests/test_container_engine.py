@@ -154,7 +154,13 @@ def test_writer_and_exporter_containers_as_in_the_manifest(container_image: Imag
                 ("model", "gpt-4o-mini"), ("provider", "openai"), ("status", "success"),
                 ("tenant_id", "team-1")}))) == lines
 
-        sidecar.wait(counted, what=f"{lines} requests counted")
+        try:
+            sidecar.wait(counted, what=f"{lines} requests counted")
+        except AssertionError as err:  # say what was counted, and what each file held then
+            shown = {(name, tuple(sorted(labels))): v for (name, labels), v in box["samples"].items()
+                     if name in ("llm_requests_total", "llm_exporter_lines_total", "llm_exporter_rotations_total")}
+            held = {p.name: p.read_bytes().count(b"\n") for p in sorted(volume.iterdir()) if p.is_file()}
+            raise AssertionError(f"counted {shown}; lines per file {held}; {err}") from None
         assert value(box["samples"], "llm_exporter_lines_total", result="parsed") == lines
     files = sorted(volume.iterdir())
     names = [p.name for p in files]
