@@ -288,7 +288,7 @@ def run_daemon(files: tuple[str, ...], **options: object) -> None:
     from llm_log_exporter.aggregate.budgets import BudgetError
     from llm_log_exporter.aggregate.prices import PriceTableError
     from llm_log_exporter.daemon import Config, Exporter, FilesUnusable
-    from llm_log_exporter.heap import HeapFreezer
+    from llm_log_exporter.exposition.heap import HeapFreezer
 
     options = {k: v for k, v in options.items() if v is not None}
     state_file = options.get("state_file")

@@ -38,9 +38,9 @@ from llm_log_exporter.exposition.collector import (
     store_owners,
     tailer_owner,
 )
+from llm_log_exporter.exposition.heap import HeapFreezer
 from llm_log_exporter.exposition.pages import Pages, file_rows
 from llm_log_exporter.exposition.server import MetricsServer, http_owner
-from llm_log_exporter.heap import HeapFreezer
 from llm_log_exporter.history.replay import ReplayOptions, ReplayResult, replay
 from llm_log_exporter.history.sources import Source
 from llm_log_exporter.parsers import get_parser

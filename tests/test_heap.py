@@ -7,7 +7,7 @@ import weakref
 
 import pytest
 
-from llm_log_exporter.heap import HeapFreezer
+from llm_log_exporter.exposition.heap import HeapFreezer
 
 
 class _Node:
@@ -72,7 +72,7 @@ def test_the_daemon_freezes_its_heap_after_the_initial_read_and_after_each_scrap
     script = textwrap.dedent(f"""
         import gc, threading, urllib.request, sys
         from llm_log_exporter import cli
-        import llm_log_exporter.heap as heap
+        import llm_log_exporter.exposition.heap as heap
         counts = []
         original = heap.HeapFreezer.after_scrape
         def after_scrape(self):

@@ -28,7 +28,6 @@ ALLOWED: dict[str, set[str]] = {
     "schema": {"schema"},
     "writer": {"writer", "schema"},
     "files": set(),
-    "heap": set(),
     "events": {"schema"},
     "tailing": {"tailing"},
     "tailer": {"tailing"},
@@ -37,8 +36,8 @@ ALLOWED: dict[str, set[str]] = {
     "exposition": {"exposition", "aggregate", "tailer", "tailing", "parsers", "events", "schema", "files"},
     "history": {"history", "exposition", "aggregate", "tailing", "parsers", "events", "schema", "files"},
     "config_file": {"aggregate"},
-    "daemon": {"aggregate", "exposition", "history", "parsers", "tailer", "tailing", "events", "files", "heap"},
-    "cli": {"aggregate", "exposition", "history", "parsers", "daemon", "config_file", "writer", "heap"},
+    "daemon": {"aggregate", "exposition", "history", "parsers", "tailer", "tailing", "events", "files"},
+    "cli": {"aggregate", "exposition", "history", "parsers", "daemon", "config_file", "writer"},
     "callback": {"writer"},
 }
 ALLOWED["writer.install"] = {"writer", "schema", "files"}  # runs in the exporter's environment, not the target's
