@@ -39,7 +39,7 @@ from llm_log_exporter.aggregate.families import (
 from llm_log_exporter.aggregate.ingest import RateLimitedLog
 from llm_log_exporter.aggregate.store import FILE_SLOTS, Store
 from llm_log_exporter.aggregate.usage import EXEMPLARS, INDEX, OTEL_INDEX, TABLES, RecordCopies
-from llm_log_exporter.exposition.text import CounterRows, GaugeRows, HistogramRows
+from llm_log_exporter.exposition.text import CounterRows, GaugeRows, HistogramRows, IdentityMemo
 from llm_log_exporter.tailer import Tailer
 from llm_log_exporter.tailing.discovery import FILE_STATES
 
@@ -83,26 +83,22 @@ _MAX_CALL_ID, _MAX_TRACE_ID = 64, 48
 
 # The exemplar made of a kept tuple, by the tuple's identity: a record keeps the very tuple until another call
 # replaces it, so a scrape re-rendering a histogram hands the renderer the same Exemplar for every bucket whose
-# exemplar did not move (compared by identity, its text made once). Bounded: cleared when full.
-_MADE: dict[int, tuple[tuple, Exemplar]] = {}
-_MADE_LIMIT = 1 << 13  # enough for the records of several scrapes under churn; ~300 bytes each
+# exemplar did not move (compared by identity, its text made once). ~300 bytes each.
+_MADE = IdentityMemo(1 << 13)
 
 
 def exemplar(kept: tuple[str, str, float, float | None] | None) -> Exemplar | None:
     """A kept (call_id, trace_id, value, ts) as an OpenMetrics exemplar (ids cut to fit its 128 characters)."""
     if kept is None:
         return None
-    made = _MADE.get(id(kept))
-    if made is not None and made[0] is kept:
-        return made[1]
+    made = _MADE.get(kept)
+    if made is not None:
+        return made
     call_id, trace_id, value, ts = kept
     labels = {"call_id": call_id[:_MAX_CALL_ID]}
     if trace_id:
         labels["trace_id"] = trace_id[:_MAX_TRACE_ID]
-    if len(_MADE) >= _MADE_LIMIT:
-        _MADE.clear()
-    made = _MADE[id(kept)] = (kept, Exemplar(labels, value, ts))
-    return made[1]
+    return _MADE.put(kept, Exemplar(labels, value, ts))
 
 
 def build(family: Family, exposed: str, snap: Snapshot) -> Metric | None:

@@ -38,25 +38,42 @@ def escape_label_value(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-# Texts of exemplars by identity (the collector hands over the same Exemplar while a record keeps it).
-_TEXTS: dict[int, tuple[Exemplar, str]] = {}
-_TEXTS_LIMIT = 1 << 13
+class IdentityMemo:
+    """Values made from objects, kept by the objects' identity (each kept alive with its value, so an id is
+    never reused while remembered); cleared when ``limit`` is reached. For objects the aggregation keeps
+    unchanged from one scrape to the next (an exemplar's kept tuple), whose values cost more to make than
+    to look up."""
+
+    __slots__ = ("limit", "made")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.made: dict[int, tuple[Any, Any]] = {}
+
+    def get(self, obj: Any) -> Any:
+        made = self.made.get(id(obj))
+        return made[1] if made is not None and made[0] is obj else None
+
+    def put(self, obj: Any, value: Any) -> Any:
+        if len(self.made) >= self.limit:
+            self.made.clear()
+        self.made[id(obj)] = (obj, value)
+        return value
+
+
+# Texts of exemplars (the collector hands over the same Exemplar while a record keeps it); ~100 bytes each.
+_TEXTS = IdentityMemo(1 << 13)
 
 
 def exemplar_text(exemplar: Exemplar) -> str:
     """`` # {labels} value [timestamp]`` after an OpenMetrics sample, as prometheus-client writes it."""
-    made = _TEXTS.get(id(exemplar))
-    if made is not None and made[0] is exemplar:
-        return made[1]
+    text = _TEXTS.get(exemplar)
+    if text is not None:
+        return text
     labels = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in sorted(exemplar.labels.items()))
     if exemplar.timestamp is None:
-        text = f" # {{{labels}}} {floatToGoString(exemplar.value)}"
-    else:
-        text = f" # {{{labels}}} {floatToGoString(exemplar.value)} {exemplar.timestamp}"
-    if len(_TEXTS) >= _TEXTS_LIMIT:
-        _TEXTS.clear()
-    _TEXTS[id(exemplar)] = (exemplar, text)
-    return text
+        return _TEXTS.put(exemplar, f" # {{{labels}}} {floatToGoString(exemplar.value)}")
+    return _TEXTS.put(exemplar, f" # {{{labels}}} {floatToGoString(exemplar.value)} {exemplar.timestamp}")
 
 
 RecordRows = Callable[[Any, list], list]  # (record key, record values) → that record's rows
