@@ -24,9 +24,10 @@ from prometheus_client.utils import floatToGoString
 
 from llm_log_exporter.aggregate.usage import RecordCopies
 from llm_log_exporter.daemon import Config, Exporter
+from llm_log_exporter.exposition import render, text
 from llm_log_exporter.exposition.collector import FamilyCollector, store_owners
 from llm_log_exporter.exposition.render import OPENMETRICS, TEXT, Renderer, negotiate, render_text
-from llm_log_exporter.exposition.text import CounterRows, GaugeRows, HistogramRows, format_value
+from llm_log_exporter.exposition.text import CounterRows, GaugeRows, HistogramRows, RowFamily, format_value
 from tests.helpers import FIXTURES, append, examples, parse_exposition, request_line
 
 HOSTILE = ['say "hi"', "back\\slash", "new\nline", "ünïcödé ✓", "", "__other__", "a,b=c}{", "\\n", "# EOF"]
@@ -380,3 +381,62 @@ def test_a_record_changed_in_slots_a_family_does_not_show_keeps_that_familys_chu
     assert compressed and gzip.decompress(body) == renderer.render(registry, OPENMETRICS)
     assert gzip.decompress(body) == Renderer().render(registry, OPENMETRICS)  # what a fresh renderer writes
     assert renderer.render(registry, TEXT) == Renderer().render(registry, TEXT)  # and the other format too
+
+
+def _counting_rows(monkeypatch) -> dict[str, int]:
+    """How many records each family made rows of, from now on (by family name)."""
+    made: dict[str, int] = {}
+    from_records = RowFamily.from_records
+
+    def counted(self, records, make, watch=None) -> None:
+        def counting(key, values):
+            made[self.name] = made.get(self.name, 0) + 1
+            return make(key, values)
+        from_records(self, records, counting, watch)
+
+    monkeypatch.setattr(RowFamily, "from_records", counted)
+    return made
+
+
+def test_a_record_changed_in_slots_a_family_does_not_show_makes_no_rows_of_that_family(tmp_path,
+                                                                                      monkeypatch) -> None:
+    path, exporter, registry = _usage_of_300_calls(tmp_path)
+    renderer = Renderer(chunk_bytes=512)
+    for fmt in (OPENMETRICS, TEXT):
+        renderer.scrape(registry, fmt)
+    made = _counting_rows(monkeypatch)
+    append(path, request_line(model="m5", tokens=7, tenant_id="t5"))  # tokens and requests, no duration
+    exporter.tailer.poll_once()
+    exporter.tailer.close()
+    for fmt in (OPENMETRICS, TEXT):
+        renderer.scrape(registry, fmt)
+    assert made.get("llm_tokens", 0) == 2 and made.get("llm_requests", 0) == 2  # the changed record, per format
+    assert "llm_request_duration_seconds" not in made and "llm_cost_usd" not in made
+    assert renderer.render(registry, OPENMETRICS) == Renderer().render(registry, OPENMETRICS)
+    assert renderer.render(registry, TEXT) == Renderer().render(registry, TEXT)
+
+
+def test_a_histogram_rendered_again_makes_exemplar_texts_only_for_buckets_with_a_new_exemplar(tmp_path,
+                                                                                              monkeypatch) -> None:
+    path = tmp_path / "usage.jsonl"
+    durations = (0.05, 0.2, 0.4, 0.8, 2.0, 4.0)  # six buckets, each with its exemplar
+    path.write_bytes(b"".join(request_line(call_id=f"c{i}", trace_id=f"t{i}", duration_s=d, cost_usd=0.01)
+                              for i, d in enumerate(durations)))
+    exporter = Exporter(Config(files=[str(path)], poll=True))
+    exporter.tailer.poll_once()
+    exporter.store.ready.set()
+    registry = _usage_registry(exporter)
+    renderer = Renderer()
+    renderer.scrape(registry, OPENMETRICS)
+    made: list[str] = []
+    exemplar_text = text.exemplar_text
+    monkeypatch.setattr(render, "exemplar_text", lambda kept: made.append(kept[0]) or exemplar_text(kept))
+    append(path, request_line(call_id="new", trace_id="tn", duration_s=0.21, cost_usd=0.01))
+    exporter.tailer.poll_once()
+    exporter.tailer.close()
+    body = renderer.render(registry, OPENMETRICS)
+    assert sorted(made) == ["new", "new"]  # the 0.25 bucket's and the cost's, no other
+    assert body == Renderer().render(registry, OPENMETRICS)
+    duration = {f.name: f for f in parse_openmetrics(body.decode())}["llm_request_duration_seconds"]
+    exemplars = [s.exemplar.labels["call_id"] for s in duration.samples if s.exemplar is not None]
+    assert exemplars == ["c0", "new", "c2", "c3", "c4", "c5"]

@@ -17,11 +17,11 @@ import platform
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
-from prometheus_client.samples import Exemplar
 from prometheus_client.utils import floatToGoString
 
 from llm_log_exporter import __version__
@@ -39,7 +39,7 @@ from llm_log_exporter.aggregate.families import (
 from llm_log_exporter.aggregate.ingest import RateLimitedLog
 from llm_log_exporter.aggregate.store import FILE_SLOTS, Store
 from llm_log_exporter.aggregate.usage import EXEMPLARS, INDEX, OTEL_INDEX, TABLES, RecordCopies
-from llm_log_exporter.exposition.text import CounterRows, GaugeRows, HistogramRows, IdentityMemo
+from llm_log_exporter.exposition.text import CounterRows, GaugeRows, HistogramRows
 from llm_log_exporter.tailer import Tailer
 from llm_log_exporter.tailing.discovery import FILE_STATES
 
@@ -77,28 +77,11 @@ def _view_rows(value: Any) -> Rows:
     return [((), value, None)]
 
 
-# OpenMetrics caps an exemplar's label names and values at 128 characters together.
-_MAX_CALL_ID, _MAX_TRACE_ID = 64, 48
-
-
-# The exemplar made of a kept tuple, by the tuple's identity: a record keeps the very tuple until another call
-# replaces it, so a scrape re-rendering a histogram hands the renderer the same Exemplar for every bucket whose
-# exemplar did not move (compared by identity, its text made once). ~300 bytes each.
-_MADE = IdentityMemo(1 << 13)
-
-
-def exemplar(kept: tuple[str, str, float, float | None] | None) -> Exemplar | None:
-    """A kept (call_id, trace_id, value, ts) as an OpenMetrics exemplar (ids cut to fit its 128 characters)."""
-    if kept is None:
-        return None
-    made = _MADE.get(kept)
-    if made is not None:
-        return made
-    call_id, trace_id, value, ts = kept
-    labels = {"call_id": call_id[:_MAX_CALL_ID]}
-    if trace_id:
-        labels["trace_id"] = trace_id[:_MAX_TRACE_ID]
-    return _MADE.put(kept, Exemplar(labels, value, ts))
+def _watch(collection: str, slots: list[int]) -> Callable[[list], Any] | None:
+    """What a usage or OTel record family shows of a record: its slots (numbers, copied bucket lists, kept
+    exemplar tuples; sums of bounded values, never NaN or -0.0, so == tells the same text). Other
+    collections keep objects a copy shares (the files' reject counts): none there."""
+    return itemgetter(*slots) if collection in ("usage", "otel") else None
 
 
 def build(family: Family, exposed: str, snap: Snapshot) -> Metric | None:
@@ -119,16 +102,17 @@ def build(family: Family, exposed: str, snap: Snapshot) -> Metric | None:
         index = _INDEX[read.collection]
         parts = [(extra, *(index[f"{name}_{part}"] for part in ("sum", "count", "buckets")))
                  for extra, name in read.split or (("", read.name),)]
+        read_at = [at for _, *ats in parts for at in ats]
         if family.exemplar:
             at_ex = index[family.exemplar]
             _, at_sum, at_count, at_buckets = parts[0]
             metric.from_records(snap.records[read.collection], lambda key, values: [
-                (key, values[at_buckets], values[at_sum], [exemplar(kept) for kept in values[at_ex]])
-            ] if values[at_count] else [])
+                (key, values[at_buckets], values[at_sum], values[at_ex])
+            ] if values[at_count] else [], _watch(read.collection, [*read_at, at_ex]))
             return metric
         metric.from_records(snap.records[read.collection], lambda key, values: [
             ((*key, extra) if extra else key, values[at_buckets], values[at_sum], None)
-            for extra, at_sum, at_count, at_buckets in parts if values[at_count]])
+            for extra, at_sum, at_count, at_buckets in parts if values[at_count]], _watch(read.collection, read_at))
         return metric
     rows = CounterRows if family.type == "counter" else GaugeRows
     metric = rows(exposed, family.help, labels, unit=family.unit)
@@ -139,11 +123,12 @@ def build(family: Family, exposed: str, snap: Snapshot) -> Metric | None:
             at = slots[0][1]
             at_ex = index[family.exemplar] if family.exemplar else None
             metric.from_records(snap.records[read.collection], lambda key, values: [
-                (key, values[at], None if at_ex is None else exemplar(values[at_ex]))
-            ] if values[at] is not None else [])
+                (key, values[at], None if at_ex is None else values[at_ex])
+            ] if values[at] is not None else [], _watch(read.collection, [at] if at_ex is None else [at, at_ex]))
         else:
             metric.from_records(snap.records[read.collection], lambda key, values: [
-                ((*key, extra) if extra else key, values[at], None) for extra, at in slots if values[at] is not None])
+                ((*key, extra) if extra else key, values[at], None) for extra, at in slots if values[at] is not None],
+                _watch(read.collection, [at for _, at in slots]))
     elif isinstance(read, Keyed):
         at = _INDEX[read.collection][read.slot]
         metric.from_records(snap.records[read.collection], lambda key, values: [

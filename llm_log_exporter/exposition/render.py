@@ -11,7 +11,8 @@ reuses the piece holding all its lines, without making its rows; a range of such
 Where an exemplar attaches: rows carry one per counter series, or one per histogram bucket; it is part of
 the values a series compares, so a new exemplar re-renders that series, and only its ``om`` line gets the
 `` # {labels} value [timestamp]`` suffix (``exemplar_text``), the text format having no room for it. A
-record-backed family that keeps exemplars in its records gets them through the same change count.
+record-backed family hands over the tuples its records keep (``text.Kept``, the same object while a record
+keeps it): a histogram re-rendered makes the suffix again only for the buckets whose exemplar is new.
 
 Chunks: the lines of a family are grouped in chunks of about ``chunk_bytes``; a chunk made of the very lines
 of the previous scrape reuses its encoded bytes and, when the scraper accepts gzip, its compressed bytes.
@@ -57,6 +58,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 from llm_log_exporter.exposition.text import (
     CounterRows,
     HistogramRows,
+    RecordWatch,
     RowFamily,
     escape_label_value,
     exemplar_text,
@@ -130,11 +132,12 @@ class _Chunk:
 class _Series:
     """One series' raw values as last rendered, its text in both formats, and what rebuilds it."""
 
-    __slots__ = ("exemplars", "om", "parts", "rendered", "text", "values")
+    __slots__ = ("exemplar_texts", "exemplars", "om", "parts", "rendered", "text", "values")
 
     def __init__(self, parts: tuple[str, ...]) -> None:
         self.values: Any = _CHANGED
         self.exemplars: Any = None
+        self.exemplar_texts: list[str | None] = []  # a histogram's, per bucket: made again only for a new exemplar
         self.rendered = 0  # the family's render count when this series was last rendered
         self.parts = parts  # prefixes: a scalar's "name{labels} "; a histogram's bucket head/tail, count, sum
         self.text = ""
@@ -175,10 +178,11 @@ class _FamilyCache:
         self.chunks: dict[bool, list[_Chunk]] = {False: [], True: []}
         self.record_chunks: dict[bool, list[_RecordChunk]] = {False: [], True: []}
         # Per record key: (the record as last rendered, the lines of its series, how many series, the family's
-        # render count when those lines were joined).
-        self.record_pieces: dict[bool, dict[Any, tuple[Any, bytes, int, int]]] = {False: {}, True: {}}
+        # render count when those lines were joined, what of the record they show: ``watch``).
+        self.record_pieces: dict[bool, dict[Any, tuple[Any, bytes, int, int, Any]]] = {False: {}, True: {}}
         self.per_chunk = 0  # series (or records) per chunk: fixed once, so chunk boundaries stay put
         self.rendered = 0  # series renders so far (each series keeps the number of its last one)
+        self.watch: RecordWatch | None = None  # what of a record the family shows (the last scrape's metric's)
         self.newest = 0  # the newest render among the rows of the last ``lines`` call
         self.last_records: dict[bool, list | None] = {False: None, True: None}  # the records last rendered
         self.last_out: dict[bool, list[_Chunk] | None] = {False: None, True: None}  # and the chunks they made
@@ -265,14 +269,21 @@ class _FamilyCache:
                     lines.append(f"{count_prefix}{format_value(total)}\n")
                     lines.append(f"{sum_prefix}{format_value(sum_value)}\n")
                 s.text = "".join(lines)
-                s.values, s.exemplars = values, exemplars
                 if exemplars is None or not any(exemplars):
                     s.om = s.text
+                    s.exemplar_texts = []
                 else:
-                    for i, exemplar in enumerate(exemplars):
-                        if exemplar is not None:
-                            lines[i] = f"{lines[i][:-1]}{exemplar_text(exemplar)}\n"
+                    before, texts = s.exemplars, s.exemplar_texts
+                    if before is None or len(texts) != len(exemplars):
+                        before, texts = (None,) * len(exemplars), [None] * len(exemplars)
+                    texts = [text if exemplar is old else None if exemplar is None else exemplar_text(exemplar)
+                             for exemplar, old, text in zip(exemplars, before, texts, strict=True)]
+                    for i, text in enumerate(texts):
+                        if text is not None:
+                            lines[i] = f"{lines[i][:-1]}{text}\n"
                     s.om = "".join(lines)
+                    s.exemplar_texts = texts
+                s.values, s.exemplars = values, exemplars
                 s.rendered = self.rendered = self.rendered + 1
             if s.rendered > newest:
                 newest = s.rendered
@@ -326,6 +337,7 @@ class _FamilyCache:
         records were dropped, every range compares its records' identities."""
         records, make = metric.records, metric.record_rows
         assert records is not None and make is not None
+        self.watch = metric.record_watch
         if not self.per_chunk and records:
             head = records[:64]
             pieces = self.lines([row for key, values in head for row in make(key, values)], om, escapes)
@@ -378,7 +390,7 @@ class _FamilyCache:
         return out
 
     def _range(self, part: list[tuple[Any, list]], old: _RecordChunk | None, offsets: list[int] | None,
-               kept: dict[Any, tuple[Any, bytes, int, int]], make: Any, om: bool,
+               kept: dict[Any, tuple[Any, bytes, int, int, Any]], make: Any, om: bool,
                escapes: dict[str, str]) -> _RecordChunk:
         """A range's chunk made again: only the records at ``offsets`` (when the range kept its length), else
         every record that is not the very object at its place in ``old``."""
@@ -406,7 +418,7 @@ class _FamilyCache:
                 counts.append(count)
         return _RecordChunk(part, _Chunk(pieces, b"".join(pieces)), counts)  # pieces: encoded once
 
-    def _piece(self, record: tuple[Any, list], kept: dict[Any, tuple[Any, bytes, int, int]], make: Any, om: bool,
+    def _piece(self, record: tuple[Any, list], kept: dict[Any, tuple[Any, bytes, int, int, Any]], make: Any, om: bool,
                escapes: dict[str, str]) -> tuple[bytes, int]:
         """The encoded lines of all the series of ``record``, and how many: kept while it is the same object, and
         while a new object of it shows the same series, none rendered since the piece was made (the same bytes;
@@ -415,12 +427,17 @@ class _FamilyCache:
         rendered since, is the very same lines."""
         piece = kept.get(record[0])
         if piece is None or piece[0] is not record:
+            watch = self.watch
+            shown = watch(record[1]) if watch is not None else None
+            if piece is not None and watch is not None and shown == piece[4]:  # the values it shows did not move
+                piece = kept[record[0]] = (record, piece[1], piece[2], piece[3], shown)
+                return piece[1], piece[2]
             rows = make(*record)
             lines = self.lines(rows, om, escapes)
             if piece is not None and self.newest <= piece[3] and len(rows) == piece[2]:
-                piece = kept[record[0]] = (record, piece[1], piece[2], piece[3])
+                piece = kept[record[0]] = (record, piece[1], piece[2], piece[3], shown)
             else:
-                piece = kept[record[0]] = (record, "".join(lines).encode(), len(rows), self.rendered)
+                piece = kept[record[0]] = (record, "".join(lines).encode(), len(rows), self.rendered, shown)
         return piece[1], piece[2]
 
 

@@ -38,45 +38,45 @@ def escape_label_value(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-class IdentityMemo:
-    """Values made from objects, kept by the objects' identity (each kept alive with its value, so an id is
-    never reused while remembered); cleared when ``limit`` is reached. For objects the aggregation keeps
-    unchanged from one scrape to the next (an exemplar's kept tuple), whose values cost more to make than
-    to look up."""
-
-    __slots__ = ("limit", "made")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.made: dict[int, tuple[Any, Any]] = {}
-
-    def get(self, obj: Any) -> Any:
-        made = self.made.get(id(obj))
-        return made[1] if made is not None and made[0] is obj else None
-
-    def put(self, obj: Any, value: Any) -> Any:
-        if len(self.made) >= self.limit:
-            self.made.clear()
-        self.made[id(obj)] = (obj, value)
-        return value
+# What a usage record keeps per exemplar: (call_id, trace_id, value, ts). Rows made from records carry these
+# as they are (the record copy holds the very tuple until another call replaces it, so a renderer tells an
+# unchanged exemplar by identity); an ``Exemplar`` is made only where prometheus-client needs one.
+Kept = tuple[str, str, float, "float | None"]
+# OpenMetrics caps an exemplar's label names and values at 128 characters together.
+_MAX_CALL_ID, _MAX_TRACE_ID = 64, 48
 
 
-# Texts of exemplars (the collector hands over the same Exemplar while a record keeps it); ~100 bytes each.
-_TEXTS = IdentityMemo(1 << 13)
+def exemplar(kept: Exemplar | Kept | None) -> Exemplar | None:
+    """A row's exemplar as prometheus-client's: an ``Exemplar`` as it is, a kept tuple with its ids cut to fit."""
+    if kept is None or type(kept) is not tuple:
+        return kept  # type: ignore[return-value]
+    call_id, trace_id, value, ts = kept
+    labels = {"call_id": call_id[:_MAX_CALL_ID]}
+    if trace_id:
+        labels["trace_id"] = trace_id[:_MAX_TRACE_ID]
+    return Exemplar(labels, value, ts)
 
 
-def exemplar_text(exemplar: Exemplar) -> str:
+def exemplar_text(kept: Exemplar | Kept) -> str:
     """`` # {labels} value [timestamp]`` after an OpenMetrics sample, as prometheus-client writes it."""
-    text = _TEXTS.get(exemplar)
-    if text is not None:
-        return text
-    labels = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in sorted(exemplar.labels.items()))
-    if exemplar.timestamp is None:
-        return _TEXTS.put(exemplar, f" # {{{labels}}} {floatToGoString(exemplar.value)}")
-    return _TEXTS.put(exemplar, f" # {{{labels}}} {floatToGoString(exemplar.value)} {exemplar.timestamp}")
+    if type(kept) is tuple:  # a record's: the labels are call_id and trace_id, in that (sorted) order
+        call_id, trace_id, value, ts = kept
+        labels = f'call_id="{escape_label_value(call_id[:_MAX_CALL_ID])}"'
+        if trace_id:
+            labels += f',trace_id="{escape_label_value(trace_id[:_MAX_TRACE_ID])}"'
+        if ts is None:
+            return f" # {{{labels}}} {floatToGoString(value)}"
+        return f" # {{{labels}}} {floatToGoString(value)} {ts}"
+    made = exemplar(kept)
+    assert made is not None
+    labels = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in sorted(made.labels.items()))
+    if made.timestamp is None:
+        return f" # {{{labels}}} {floatToGoString(made.value)}"
+    return f" # {{{labels}}} {floatToGoString(made.value)} {made.timestamp}"
 
 
 RecordRows = Callable[[Any, list], list]  # (record key, record values) → that record's rows
+RecordWatch = Callable[[list], Any]  # record values → what of them the family shows (compared with ==)
 
 
 class RowFamily(Metric):
@@ -93,6 +93,7 @@ class RowFamily(Metric):
         self._rows: list[tuple[Any, ...]] = []
         self.records: list[tuple[Any, list]] | None = None
         self.record_rows: RecordRows | None = None
+        self.record_watch: RecordWatch | None = None
 
     @property
     def rows(self) -> list[tuple[Any, ...]]:
@@ -105,9 +106,11 @@ class RowFamily(Metric):
     def rows(self, rows: list[tuple[Any, ...]]) -> None:
         self._rows, self.records = rows, None
 
-    def from_records(self, records: list[tuple[Any, list]], make: RecordRows) -> None:
-        """Rows are ``make(key, values)`` of each record, in order (records are copies: not changed later)."""
-        self.records, self.record_rows = records, make
+    def from_records(self, records: list[tuple[Any, list]], make: RecordRows, watch: RecordWatch | None = None) -> None:
+        """Rows are ``make(key, values)`` of each record, in order (records are copies: not changed later).
+        ``watch(values)``: the values the rows are made of; equal for two copies of a record, their rows
+        are the same (a renderer keeps the lines it made without making rows)."""
+        self.records, self.record_rows, self.record_watch = records, make, watch
 
     @property  # type: ignore[override]
     def samples(self) -> list[Sample]:
@@ -127,7 +130,8 @@ class RowFamily(Metric):
 
 
 class CounterRows(RowFamily):
-    """Rows ``(label values, value, exemplar or None)``; drop-in for ``CounterMetricFamily`` + ``add_metric``."""
+    """Rows ``(label values, value, exemplar: an Exemplar, a Kept tuple or None)``; drop-in for
+    ``CounterMetricFamily`` + ``add_metric``."""
 
     suffix = "_total"
 
@@ -143,8 +147,8 @@ class CounterRows(RowFamily):
 
     def _samples(self) -> Iterable[Sample]:
         name, names = self.name + self.suffix, self.labelnames
-        for labels, value, exemplar in self.rows:
-            yield Sample(name, dict(zip(names, labels, strict=True)), value, None, exemplar)
+        for labels, value, kept in self.rows:
+            yield Sample(name, dict(zip(names, labels, strict=True)), value, None, exemplar(kept))
 
 
 class GaugeRows(CounterRows):
@@ -166,8 +170,9 @@ class HistogramRows(RowFamily):
 
     ``les`` are the bucket bounds as ``le`` texts, ending with ``+Inf``; ``counts[i]`` is the number of
     observations in bucket ``i`` alone (the record's layout): lines show them cumulative. ``exemplars``,
-    when given, holds one ``Exemplar`` or None per bucket. As in prometheus-client, ``_count`` and
-    ``_sum`` are left out when the first bound is negative or the sum is unknown.
+    when given, holds one ``Exemplar`` (or a record's ``Kept`` tuple) or None per bucket. As in
+    prometheus-client, ``_count`` and ``_sum`` are left out when the first bound is negative or the sum is
+    unknown.
     """
 
     def __init__(self, name: str, documentation: str, labels: Sequence[str], les: Sequence[str],
@@ -194,8 +199,8 @@ class HistogramRows(RowFamily):
             total = 0
             for i, (le, count) in enumerate(zip(les, counts, strict=True)):
                 total += count
-                exemplar = exemplars[i] if exemplars is not None else None
-                yield Sample(name + "_bucket", dict([*base, ("le", le)]), total, None, exemplar)
+                kept = exemplars[i] if exemplars is not None else None
+                yield Sample(name + "_bucket", dict([*base, ("le", le)]), total, None, exemplar(kept))
             if self.with_count and sum_value is not None:
                 yield Sample(name + "_count", dict(base), total, None, None)
                 yield Sample(name + "_sum", dict(base), sum_value, None, None)
