@@ -111,7 +111,9 @@ class Tailer:
         self._read_errors: dict[str, int | None] = {}
         self._wake = threading.Event()
         self._stop: threading.Event | None = None
-        self._watches = Watches(self.wake, self.min_wake_interval / 2)
+        # The waker reads inotify at most every 5 ms: what it adds to write → visible (it sleeps after a read so
+        # the kernel merges a busy file's events) stays small beside a scrape; busy polls are capped above.
+        self._watches = Watches(self.wake, self.min_wake_interval / 4)
         self._last_poll_error = ""
         self._closed = False
         self.max_open_files = max_open_files

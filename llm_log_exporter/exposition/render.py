@@ -344,7 +344,14 @@ class _FamilyCache:
             self.per_chunk = max(1, int(chunk_bytes * len(head) // max(sum(map(len, pieces)), 1)))
         step = self.per_chunk or 1
         cached = self.record_chunks[om]
-        positions = changed(self.last_records[om], records) if changed is not None else None
+        last = self.last_records[om]
+        positions = changed(last, records) if changed is not None else None
+        watch = self.watch
+        if positions and watch is not None and last is not None:
+            # Of the changed records, those whose slots this family shows moved: the others keep their lines
+            # (each skipped record shows what the one before it showed, so the kept lines stay true).
+            shared = len(last)
+            positions = [i for i in positions if i >= shared or watch(records[i][1]) != watch(last[i][1])]
         self.last_records[om] = records
         kept = self.record_pieces[om]
         previous = self.last_out[om]

@@ -79,7 +79,7 @@ class WakeWatch:
 class InotifyWaker:
     """Calls ``handler.dispatch`` at most once per ``interval`` while watched directories change."""
 
-    def __init__(self, interval: float = 0.01) -> None:
+    def __init__(self, interval: float = 0.005) -> None:
         self.interval = interval
         self._libc = _libc()
         fd = self._libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
