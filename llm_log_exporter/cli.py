@@ -222,6 +222,9 @@ def value_options(fn: F) -> F:
               help="Seconds for the TLS handshake, for each request head, and for keep-alive idling.")
 @click.option("--web.write-timeout", "web_write_timeout", default=30.0, type=click.FloatRange(0.1, 3600),
               help="Seconds to send one response.")
+@click.option("--scrape-catch-up", default=0.1, type=click.FloatRange(0, 10), metavar="SECONDS",
+              help="A scrape first waits at most this long for the files to be read up to the moment it began, "
+                   "so it shows every line written before it; 0: serve what was read already.")
 @click.option("--shutdown-delay", default=0.0, type=click.FloatRange(0, 3600), metavar="SECONDS",
               help="After SIGTERM/SIGINT keep following the files and serving /metrics this long (/readyz answers "
                    "503), so the last usage is scraped; a second signal stops at once.")

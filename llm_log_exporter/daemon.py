@@ -94,6 +94,7 @@ class Config:
     state_file: str | None = None
     state_interval: float = 5.0
     shutdown_delay: float = 0.0
+    scrape_catch_up: float = 0.1  # seconds a scrape waits for the tailer to read what was written before it
     tz: str = LOCAL  # IANA zone of days, weeks and months (budgets, the landing page); "local": the machine's
     daily_days: int = DEFAULT_DAYS
     daily_label_sets: int = DEFAULT_LABEL_SETS
@@ -307,6 +308,9 @@ class Exporter:
         server = self.server or self.bind()
         if self.heap is not None:
             server.scrape_scope = self.heap.scrape
+        if self.config.scrape_catch_up > 0:
+            wait = self.config.scrape_catch_up
+            server.before_scrape = lambda: self.tailer.catch_up(wait)
         thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
         thread.start()
         host, port = server.server_address[:2]

@@ -110,6 +110,10 @@ class Tailer:
         self._open_errors: dict[str, int | None] = {}
         self._read_errors: dict[str, int | None] = {}
         self._wake = threading.Event()
+        self._hurry = threading.Event()  # a reader waits for a poll (catch_up): no pause for a busy file
+        self._polls = threading.Condition()  # guards the counts below and the clearing of both events
+        self._begun = self._done = 0  # polls of ``run`` begun, and finished
+        self._running = False  # ``run`` is polling
         self._stop: threading.Event | None = None
         # The waker reads inotify at most every 5 ms: what it adds to write → visible (it sleeps after a read so
         # the kernel merges a busy file's events) stays small beside a scrape; busy polls are capped above.
@@ -158,6 +162,19 @@ class Tailer:
         if not self._wake.is_set():  # called per filesystem event: skip the Condition when already set
             self._wake.set()
 
+    def catch_up(self, timeout: float) -> bool:
+        """Wait, at most ``timeout`` seconds, for a poll of ``run`` that begins after this call (hurried past
+        a busy file's pause): a scrape that calls it first shows every line written before it began. False
+        when ``run`` is not polling (before it starts, after it ends) or no such poll ended in time."""
+        with self._polls:
+            if not self._running:
+                return False
+            wanted = self._begun + 1
+            self._hurry.set()
+            self._wake.set()
+            self._polls.wait_for(lambda: self._done >= wanted or not self._running, timeout)
+            return self._done >= wanted
+
     def start_watching(self) -> None:
         """Start watch wake-ups; the timer in ``run`` stays the safety net."""
         if not self._use_inotify or self._closed:
@@ -168,25 +185,41 @@ class Tailer:
     def run(self, stop: threading.Event) -> None:
         """Poll until ``stop`` is set; a failing poll is logged, not fatal, so the exporter keeps tailing."""
         self._stop = stop
+        self._running = True
         threading.Thread(target=self._wake_on_stop, args=(stop,), name="tailer-stop", daemon=True).start()
         try:
             while not stop.is_set():
-                self._wake.clear()
+                with self._polls:
+                    self._wake.clear()
+                    self._hurry.clear()
+                    self._begun += 1
                 started = time.monotonic()
                 before = self._read_total()
+                polled = False
                 try:
                     self.poll_once()
-                    if self.after_poll is not None:
-                        self.after_poll()
+                    polled = True
+                except Exception as exc:
+                    self._log_poll_error(exc)
+                with self._polls:
+                    self._done = self._begun
+                    self._polls.notify_all()
+                try:
+                    if polled and self.after_poll is not None:
+                        self.after_poll()  # the restart state: after the notify, a scrape does not wait for it
                 except Exception as exc:
                     self._log_poll_error(exc)
                 if self._wake.wait(self.poll_interval) and self._read_total() - before >= self.busy_bytes:
                     # Coalesce busy bursts: a writer that opens/appends/closes per line sends an event per
                     # line; polling on each would cost most of a core at 20k lines/s. A quiet file is read
-                    # at once (the waker's own interval aside): a new line is visible sooner.
-                    stop.wait(self.min_wake_interval - (time.monotonic() - started))
+                    # at once (the waker's own interval aside): a new line is visible sooner. A reader
+                    # waiting in ``catch_up`` cuts the pause short.
+                    self._hurry.wait(self.min_wake_interval - (time.monotonic() - started))
         finally:
             self._stop = None
+            with self._polls:
+                self._running = False
+                self._polls.notify_all()  # nobody waits for a poll that will not come
 
     def _read_total(self) -> int:
         return sum(st.read_total for st in self._streams.values())
@@ -568,6 +601,7 @@ class Tailer:
     def _wake_on_stop(self, stop: threading.Event) -> None:
         stop.wait()
         self._wake.set()
+        self._hurry.set()
 
     def _watch_dirs(self) -> list[str]:
         return [*self._discovery.parent_dirs(), *(st.watch_dir for st in list(self._streams.values()))]

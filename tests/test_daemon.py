@@ -53,6 +53,23 @@ def test_follow_append_partial_rotate_truncate(log: Path) -> None:
     assert exp.proc.returncode == 0, exp.stderr
 
 
+def test_a_scrape_shows_every_line_written_before_it_began(log: Path) -> None:
+    """Polling only, with a timer that never fires during the test: each line is read because a scrape
+    asked for the files to be read up to its start (--scrape-catch-up); with 0 it is not there yet."""
+    append(log, line(tokens=1))
+    with ExporterProcess(["--file", str(log), "--poll", "--poll-interval", "600"]) as exp:
+        exp.wait_ready()
+        for tokens, total in ((10, 11), (100, 111), (1000, 1111)):
+            append(log, line(tokens=tokens))
+            assert value(exp.scrape(), "llm_tokens_total", type="input") == total  # the very next scrape
+    log.write_bytes(line(tokens=1))
+    with ExporterProcess(["--file", str(log), "--poll", "--poll-interval", "600", "--scrape-catch-up", "0"]) as exp:
+        exp.wait_ready()
+        append(log, line(tokens=10))
+        time.sleep(0.5)
+        assert value(exp.scrape(), "llm_tokens_total", type="input") == 1  # read at the next timer only
+
+
 def test_bad_lines_counted_while_following(log: Path) -> None:
     log.write_bytes(b"")
     with ExporterProcess(["--file", str(log), "--poll-interval", "0.2"]) as exp:

@@ -870,3 +870,46 @@ def test_model_every_complete_line_exactly_once(follow_rotated, ops, read_chunk)
         finally:
             t.close()
             os.close(writer.fd)
+
+
+# ----------------------------------------------------------------------------- scrapes catching up
+
+
+def test_catch_up_reads_what_was_written_before_it_without_waiting_for_the_timer(make, rec, log):
+    write(log, b"first\n")
+    t = make(log, poll_interval=3600)  # no inotify, a timer that never fires during the test
+    assert t.catch_up(0.5) is False  # not polling yet: nothing to wait for
+    stop = threading.Event()
+    runner = threading.Thread(target=t.run, args=(stop,))
+    runner.start()
+    try:
+        assert rec.got_lines.wait(5)
+        write(log, b"second\n")
+        assert t.catch_up(5) is True
+        assert rec.texts() == [b"first", b"second"]  # read by the poll catch_up waited for
+        write(log, b"third\n")
+        assert t.catch_up(5) is True and rec.texts()[-1] == b"third"
+    finally:
+        stop.set()
+        runner.join(5)
+    assert t.catch_up(0.5) is False  # stopped: returns at once
+
+
+def test_catch_up_cuts_a_busy_files_pause_short(make, rec, log):
+    t = make(log, poll_interval=3600)
+    t.min_wake_interval = 3600  # after a busy poll the next would wait an hour
+    stop = threading.Event()
+    runner = threading.Thread(target=t.run, args=(stop,))
+    runner.start()
+    try:
+        write(log, (b"x" * 99 + b"\n") * (t.busy_bytes // 100 + 1))  # a busy poll: the pause follows
+        t.wake()
+        assert rec.got_lines.wait(5)
+        write(log, b"after the burst\n")
+        started = time.monotonic()
+        assert t.catch_up(5) is True
+        assert rec.texts()[-1] == b"after the burst" and time.monotonic() - started < 5
+        assert len(rec.texts()) == t.busy_bytes // 100 + 2
+    finally:
+        stop.set()
+        runner.join(5)

@@ -101,6 +101,10 @@ class _Conn:
         self.evicted = False
 
 
+def _nothing() -> None:
+    return None
+
+
 class MetricsServer:
     """Bound at construction (so a port in use fails early); ``serve_forever`` runs the accept loop."""
 
@@ -123,6 +127,8 @@ class MetricsServer:
         self.renderer = Renderer()  # both formats; keeps rendered series and compressed chunks between scrapes
         # Around each /metrics render: the daemon's heap policy (heap.py); none by default.
         self.scrape_scope: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
+        # Before each /metrics render: the daemon's wait for the files to be read up to now (--scrape-catch-up).
+        self.before_scrape: Callable[[], object] = _nothing
         self.ready = ready
         self.stopping = stopping or threading.Event()  # set: shutting down, /readyz says so
         self.web = web
@@ -461,6 +467,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/metrics":
             fmt = negotiate(self.headers.get("Accept"))  # prometheus-client's rules (choose_encoder)
             compress = gzip_accepted(self.headers.get("Accept-Encoding", ""))
+            self.server.before_scrape()
             with self.server.scrape_scope():
                 body, compressed = self.server.renderer.scrape(self.server.registry, fmt, compress)
             self._reply(200, body, fmt.content_type, {"Content-Encoding": "gzip"} if compressed else {}, send_body)
