@@ -54,6 +54,10 @@ def default_max_open_files() -> int:
 
 OUT_OF_FDS = (errno.EMFILE, errno.ENFILE)
 FOLLOWED_LOGGED = 50  # "following PATH" lines per poll; the rest are summed up (all of them at debug level)
+# How long a file replaced at its path and found under no other name (a rename chain in progress: a listing
+# taken while ``.1`` → ``.2`` → … runs can miss a file, and so can the next one, a few ms later) is still
+# followed while it is linked. Retired earlier, it would be found again under its new name and read twice.
+UNSEEN_GRACE = 5.0
 
 __all__ = ["TailSink", "Tailer"]
 
@@ -103,8 +107,10 @@ class Tailer:
         self._lock = threading.Lock()  # guards _streams swaps and fd closes against files/lag_bytes
         self._vacated: set[str] = set()  # paths whose file left; a new file there is a rotation
         # Files whose path now names another file but that are still linked somewhere this poll's listing did
-        # not show (a rotation chain renaming while discovery ran): kept, and drained, for one more poll.
+        # not show (a rotation chain renaming while discovery ran): kept, and drained, until a listing finds
+        # them under another name, for at most UNSEEN_GRACE while they stay linked.
         self._unseen: dict[Ident, FileStream] = {}
+        self._unseen_since: dict[Ident, float] = {}  # when each of them was first missed (monotonic)
         self._globbing = any(glob.has_magic(p) for p in self._discovery.patterns)  # a new name can match
         self._start_paths: set[str] | None = None  # from_end: paths seen at the first poll, not yet opened
         self._open_errors: dict[str, int | None] = {}
@@ -266,6 +272,7 @@ class Tailer:
         with self._lock:
             streams, self._streams = [*self._streams.values(), *self._unseen.values()], {}
             self._unseen = {}
+            self._unseen_since = {}
             for st in streams:
                 st.close()
             self._holding.clear()
@@ -468,17 +475,24 @@ class Tailer:
                 self._guarded(self._drain, st)
             else:
                 retired.append(st)
-        for ident, st in self._unseen.items():  # given one more listing: found under a new name, or done
+        now = time.monotonic()
+        since = {ident: self._unseen_since.get(ident, now) for ident in unseen}
+        for ident, st in self._unseen.items():  # found under a new name, still missed (for a while), or done
             dest = where.get(ident)
             if dest is not None and dest not in keep:
                 st.path, st.watch_dir = dest, real_dir(dest)
                 self._vacated.discard(dest)
                 keep[dest] = st
+            elif (dest is None and not st.parked and st.still_linked()
+                  and now - self._unseen_since.get(ident, now) < UNSEEN_GRACE):
+                unseen[ident] = st
+                since[ident] = self._unseen_since.get(ident, now)
             else:
                 retired.append(st)
         with self._lock:
             self._streams = keep
             self._unseen = unseen
+        self._unseen_since = since
         for st in retired:
             self._retire(st)
 

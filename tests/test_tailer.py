@@ -331,6 +331,34 @@ def test_rotation_chain_seen_half_done_is_not_read_twice(make, rec, log):
     assert sorted(t.files) == [str(log), str(one), str(two)]
 
 
+def test_a_file_missed_by_two_listings_during_a_rotation_chain_is_not_read_twice(make, rec, log, monkeypatch):
+    """Polls a few ms apart (scrapes catching up, a 5 ms waker) can both list the directory while a long
+    chain (``.59`` → ``.60`` … ``.1`` → ``.2``) runs: a file missed twice, still linked, is still the file
+    followed when a later listing finds it (seen as one file of 31 lines counted twice by 4 rotating writers)."""
+    t = make(f"{log}*")
+    aside, two = log.with_name("in-the-chain"), Path(f"{log}.2")
+    write(log, b"a1\n")
+    t.poll_once()
+    os.rename(log, aside)  # renamed to where no listing sees it (the chain's name of a moment)
+    write(log, b"b1\n")
+    t.poll_once()
+    t.poll_once()  # missed again by the next listing
+    write(aside, b"a2\n")  # a writer that still had it open
+    os.rename(aside, two)
+    t.poll_once()
+    t.poll_once()
+    assert sorted(rec.texts()) == [b"a1", b"a2", b"b1"]
+    assert sorted(t.files) == [str(log), str(two)]
+    monkeypatch.setattr(tailer_mod, "UNSEEN_GRACE", 0.0)  # past the grace, a file renamed out of sight is done
+    os.rename(two, aside)
+    write(two, b"c1\n")  # another file at its name
+    t.poll_once()
+    write(aside, b"a3\n")
+    t.poll_once()
+    assert len(t._unseen) == 0 and sorted(t.files) == [str(log), str(two)]
+    assert sorted(rec.texts()) == [b"a1", b"a2", b"a3", b"b1", b"c1"]  # finished before it was let go
+
+
 def test_symlink_followed_and_retarget_is_rotation(make, rec, tmp_path):
     a, b, link = tmp_path / "a.data", tmp_path / "b.data", tmp_path / "current.jsonl"
     a.write_bytes(b"a1\n")
