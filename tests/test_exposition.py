@@ -153,6 +153,20 @@ def test_invalid_line_logged_with_file_and_line(tmp_path: Path, caplog) -> None:
     assert "bad_field" in caplog.text
 
 
+def test_an_invalid_line_deep_in_a_large_read_is_logged_with_its_own_line_and_byte(tmp_path: Path, caplog) -> None:
+    """One read of thousands of lines is applied in slices (the store's lock is let go between them): line
+    numbers and byte offsets still count from the start of the file."""
+    good = b'{"v":1,"model":"a","prompt_tokens":3}\n'
+    bad_at = 1800  # 0-based line index, in the fourth slice of 512
+    log = tmp_path / "big.jsonl"
+    log.write_bytes(good * bad_at + b'{"v":1,"model":"b","prompt_tokens":"x"}\n' + good * 700)
+    with caplog.at_level("WARNING", logger="llm_log_exporter"):
+        samples = metrics_for_files([log])
+    assert f"{log}:{bad_at + 1} (byte {len(good) * bad_at})" in caplog.text
+    assert value(samples, "llm_requests_total") == bad_at + 700
+    assert value(samples, "llm_exporter_lines_total", file=str(log), result="parsed") == bad_at + 700
+
+
 def test_rejects_log_rate_limited(tmp_path: Path, caplog) -> None:
     log = tmp_path / "bad.jsonl"
     log.write_bytes(b"nope\n" * 500)

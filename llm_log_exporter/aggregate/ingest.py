@@ -1,7 +1,8 @@
 """Lines → events → the store: the tailer's sink, and the decoder replay and report read through.
 
-One lock acquisition per batch of lines; bad lines are counted by file and reason, logged at most once
-per second with file, line number and byte offset, and skipped without touching any usage metric.
+One lock acquisition per slice of up to ``LOCK_SLICE`` lines; bad lines are counted by file and reason,
+logged at most once per second with file, line number and byte offset, and skipped without touching any
+usage metric.
 
 Event time drives budgets, breakers and streams, so one line must not be able to move it far: a line
 with an event more than ``max_future_skew`` seconds ahead of the wall clock (``wall``; replay passes its
@@ -24,6 +25,7 @@ from llm_log_exporter.parsers import ParseFn, fast_line_of, parse_line
 log = logging.getLogger("llm_log_exporter")
 
 DEFAULT_MAX_FUTURE_SKEW = 300.0  # seconds an event may be ahead of the wall clock (--max-future-skew)
+LOCK_SLICE = 512  # lines applied per hold of the store's lock (~5-10 ms): a busy read does not hold up scrapes
 
 
 class RateLimitedLog:
@@ -80,10 +82,13 @@ class Ingestor:
 
     def on_lines(self, path: str, lines: list[bytes], first_lineno: int, first_offset: int) -> None:
         store = self.store
-        with store.lock:
-            handlers = store.usage.handlers
-            for event in self.decode(path, lines, first_lineno, first_offset):
-                handlers[type(event)](event)
+        for at in range(0, len(lines), LOCK_SLICE):  # a scrape waits for one slice at most, not a whole read
+            part = lines[at:at + LOCK_SLICE] if at or len(lines) > LOCK_SLICE else lines
+            offset = first_offset + sum(map(len, lines[:at])) + at if at else first_offset
+            with store.lock:
+                handlers = store.usage.handlers
+                for event in self.decode(path, part, first_lineno + at, offset):
+                    handlers[type(event)](event)
 
     def decode(self, path: str, lines: list[bytes], first_lineno: int, first_offset: int) -> list[Event]:
         """Lines → events with the file's line accounting; apart from the daemon, replay uses this
