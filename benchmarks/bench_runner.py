@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+import timeit
 import urllib.request
 import zlib
 from collections.abc import Callable
@@ -639,6 +640,12 @@ def profile_replay(path: Path, top: int = 14) -> str:
 # ---------------------------------------------------------------- report
 
 
+def python_speed() -> float:
+    """µs for ``sum(range(1000))``, best of 5 × 2,000: how fast this machine runs Python right now. Its speed
+    drifts by 2-3× within hours here; figures from different runs compare only alongside this one."""
+    return 1e6 * min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000
+
+
 def machine() -> str:
     cpuinfo = Path("/proc/cpuinfo").read_text()
     model = re.search(r"model name\s*:\s*(.+)", cpuinfo)
@@ -650,7 +657,7 @@ def machine() -> str:
             f"load avg {os.getloadavg()[0]:.1f} at start; {platform.system()} {platform.release()}; "
             f"Python {platform.python_version()}, orjson {orjson.__version__}, "
             f"prometheus-client {importlib.metadata.version('prometheus-client')}, "
-            f"mtail {mtail}")  # fmt: skip
+            f"mtail {mtail}; sum(range(1000)) {python_speed():.1f} µs")  # fmt: skip
 
 
 SECTIONS = ("replay", "daemon", "live", "visible", "scrapes", "memory", "callback", "litellm")
