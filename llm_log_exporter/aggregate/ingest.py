@@ -87,12 +87,8 @@ class Ingestor:
             offset = first_offset + sum(map(len, lines[:at])) + at if at else first_offset
             with store.lock:
                 handlers = store.usage.handlers
-                request = handlers[Request]
                 for event in self.decode(path, part, first_lineno + at, offset):
-                    if type(event) is Request:
-                        request(event)
-                    else:
-                        handlers[type(event)](event)
+                    handlers[type(event)](event)
 
     def decode(self, path: str, lines: list[bytes], first_lineno: int, first_offset: int) -> list[Event]:
         """Lines → events with the file's line accounting; apart from the daemon, replay uses this
@@ -122,18 +118,6 @@ class Ingestor:
                 if not events:
                     skipped += 1
                     continue
-            if len(events) == 1 and type(event := events[0]) is Request:  # the common line: one call's outcome
-                ts = event.ts
-                if ts is not None and ts > latest:
-                    self._reject(stats, path, lines, index, first_lineno, first_offset, self._future(ts))
-                    continue
-                parsed += 1
-                if event.cost_usd is None:
-                    event = self._fill_cost(event)
-                if ts is not None and ts > last_ts:
-                    last_ts = ts
-                append(event)
-                continue
             for event in events:
                 ts = event.ts
                 if ts is not None and ts > latest:
