@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import os
 import stat
 import subprocess
@@ -402,10 +403,16 @@ def test_unwritable_path_never_raises(tmp_path: Path, caplog: pytest.LogCaptureF
         with pytest.raises(litellm.RateLimitError):  # the caller still sees litellm's own error
             litellm.completion(model=MODEL, messages=messages(), mock_response="litellm.RateLimitError")
         deadline = time.monotonic() + 5
-        while ul.errors < 2 and time.monotonic() < deadline:
+
+        def logged() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if r.name == "llm_log_exporter.callback"]
+
+        # The error is counted before its warning is written, on litellm's callback thread: wait for both.
+        while (ul.errors < 2 or not logged()) and time.monotonic() < deadline:
             time.sleep(0.01)
+        time.sleep(0.05)  # a second warning, if one were (wrongly) written, has time to arrive
     assert ul.errors == 2 and ul.lines_written == 0
-    warnings = [r for r in caplog.records if r.name == "llm_log_exporter.callback"]
+    warnings = logged()
     assert len(warnings) == 1  # logged once per distinct error type
     assert SECRET not in caplog.text
 
