@@ -6,7 +6,8 @@ time, and each ends with ``# EOF``: one file (``-o``), or one file per time wind
 window per Prometheus block, so promtool reads each sample once).
 
 Samples arrive time-major but the text is series-major, so this is a transpose: each point keeps its
-texts of the current buffer; past ``run_bytes`` they are spilled as a sorted run to a temporary file,
+entries and times of the current buffer, made into text only when written (``Point.text``); past
+``run_bytes`` (their text size, about) they are spilled as a sorted run to a temporary file,
 and the runs are merged when the buffer is written. Memory stays bounded whatever the length of
 history; disk use is about the buffer's text size.
 """
@@ -104,73 +105,51 @@ class OpenMetricsWriter:
         return f" {ts}\n"
 
     def write(self, points: list[Point], ts: int) -> None:
-        """``points``, freshly rendered for ``ts``."""
+        """``points``, their ``entry`` freshly rendered, at ``ts``."""
         if not points:
             return
-        self._at(ts)
+        suffix = self._at(ts)
         touched = self._touched
-        size = samples = 0
+        size = 0
         for point in points:
-            text = point.text
-            chunks = point.chunks
-            if not chunks:
+            entries = point.entries
+            if not entries:
                 touched.append(point)
-            chunks.append(text)
-            size += len(text)
-            samples += point.lines
+            entries.append(point.entry)
+            point.times.append(suffix)
+            size += point.size
             point.last = ts
-        self._count(len(points), samples, size)
+        self._count(len(points), size)
 
     def repeat(self, points: list[Point], ts: int, since: int) -> list[Point]:
         """The points of ``points`` last written at ``since`` and still shown, unchanged, again at ``ts``
         (re-emission before Prometheus' lookback loses them); returns them."""
         done = [point for point in points if point.last == since and not point.gone]
-        if not done:
-            return done
-        old = f" {since}\n"
-        new = self._at(ts)  # may begin a new window (a new list of touched points)
-        touched = self._touched
-        size = samples = 0
-        for point in done:
-            text = point.text = point.text.replace(old, new)
-            chunks = point.chunks
-            if not chunks:
-                touched.append(point)
-            chunks.append(text)
-            size += len(text)
-            samples += point.lines
-            point.last = ts
-        self._count(len(done), samples, size)
+        self.write(done, ts)
         return done
 
     def last(self, points: list[Point], ts: int) -> None:
         """Every shown point not written at ``ts`` yet, again at ``ts``: the end of the backfill."""
-        for point in points:
-            if point.last is not None and point.last != ts and not point.gone:
-                self.repeat([point], ts, point.last)
+        self.write([p for p in points if p.last is not None and p.last != ts and not p.gone], ts)
 
     def zeros(self, points: list[Point], ts: int) -> None:
         """A 0 point at ``ts`` for each new counter and histogram of ``points`` (before their first sample)."""
-        points = [point for point in points if point.zero]
+        points = [point for point in points if point.zero is not None]
         if not points:
             return
         suffix = self._at(ts)
         touched = self._touched
-        size = samples = 0
+        size = 0
         for point in points:
-            text = point.zero.replace("\n", suffix)
-            if not point.chunks:
+            if not point.entries:
                 touched.append(point)
-            point.chunks.append(text)
-            size += len(text)
-            samples += point.lines
-        self._count(len(points), samples, size)
+            point.entries.append(point.zero)
+            point.times.append(suffix)
+            size += point.size
+        self._count(len(points), size)
 
-    def _count(self, points: int, samples: int, size: int) -> None:
-        stats = self.stats
-        stats.points += points
-        stats.samples += samples
-        stats.bytes += size
+    def _count(self, points: int, size: int) -> None:
+        self.stats.points += points
         self._size += size + 48 * points
         if self._size >= self.run_bytes:
             self._spill()
@@ -196,12 +175,20 @@ class OpenMetricsWriter:
         points.sort(key=lambda p: (p.family, p.order))
         return points
 
+    def _take(self, point: Point) -> bytes:
+        """The point's buffered lines as bytes, counted; its buffer emptied."""
+        data = point.text().encode()
+        self.stats.samples += point.lines * len(point.entries)
+        self.stats.bytes += len(data)
+        point.entries = []
+        point.times = []
+        return data
+
     def _spill(self) -> None:
         path = os.path.join(self.spool, f"run-{len(self._runs):05d}")
         with open(path, "wb", buffering=1 << 20) as f:
             for point in self._ordered():
-                data = "".join(point.chunks).encode()
-                point.chunks = []
+                data = self._take(point)
                 f.write(b"%d %d %d\n" % (point.family, point.order, len(data)))
                 f.write(data)
         self._runs.append(path)
@@ -226,8 +213,7 @@ class OpenMetricsWriter:
                 if point.family != current:
                     current = point.family
                     write(headers[current])
-                write("".join(point.chunks).encode())
-                point.chunks = []
+                write(self._take(point))
         else:
             if self._touched:
                 self._spill()
@@ -269,7 +255,8 @@ class OpenMetricsWriter:
 
     def cleanup(self) -> None:
         for point in self._touched:
-            point.chunks = []
+            point.entries = []
+            point.times = []
         self._touched = []
         if self._tmp is not None:
             self._tmp.cleanup()

@@ -1,11 +1,13 @@
 """Backfill samples straight from the aggregation state: each series' label prefix is rendered once,
-and a step re-renders only the values that changed since the step before.
+and a step renders only the values that changed since the step before.
 
 Snapshotting the live collector every step built a prometheus-client ``Sample`` per series line and
 rendered it (~6 µs a sample). Here every series, or every histogram point (its buckets, count and sum
-at one time), is a ``Point`` that keeps its lines as text ("name{labels} value", no timestamp), so
-writing it again at a later time is one string operation. What is backfilled, under which names and
-labels, follows the family table, as a scrape does:
+at one time), is a ``Point`` that keeps its label prefixes and its value(s) as text; a step that
+changes it renders the value(s) once (``entry``), and the writer keeps (entry, time) pairs per point
+until it writes them series-major, a whole buffer's lines made by C-level slices and joins
+(``Point.text``). Re-emitting an unchanged value is appending the same entry again. What is
+backfilled, under which names and labels, follows the family table, as a scrape does:
 
 * record families (``Slots``, ``Keyed`` and ``Histogram`` over the usage records) are rendered per
   record, and a step looks only at the records its events touched (``Usage.record_of``): records
@@ -18,8 +20,9 @@ labels, follows the family table, as a scrape does:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from itertools import accumulate
+from collections.abc import Callable, Iterable, Sequence
+from itertools import accumulate, chain, compress, repeat
+from operator import itemgetter, ne
 from typing import Any
 
 from prometheus_client.utils import floatToGoString
@@ -45,31 +48,45 @@ def number(value: float) -> str:
 
 
 class Point:
-    """One series, or one histogram point: its text as last rendered and when it was last written.
+    """One series, or one histogram point (its lines: buckets, count, sum), and what the writer holds of it.
 
-    ``text`` is ``"name{labels} value ts\\n"`` per sample line; written again at T it is the same with
-    `` {ts}\\n`` replaced by `` {T}\\n`` (a raw newline ends a line only: label values are escaped).
+    ``entry`` is its value text as last rendered (a str; a histogram's, one str per line), ``value`` what
+    tells a row's change (its number; a histogram's count; a record's slots are compared by its view).
+    The writer's buffer is ``entries`` and ``times`` (``" {ts}\\n"``), one pair per time written; ``text``
+    makes their lines.
     """
 
-    __slots__ = ("chunks", "family", "gone", "last", "lines", "order", "prefixes", "text", "value", "zero")
+    __slots__ = ("entries", "entry", "family", "gone", "last", "lines", "order", "prefixes", "size", "times",
+                 "value", "zero")
 
     def __init__(self, family: int, order: int, prefixes: Sequence[str], zero: bool) -> None:
         self.family = family
         self.order = order  # registration order: the order of series within a family in the output
         self.prefixes = tuple(prefixes)
         self.lines = len(prefixes)
-        self.zero = "".join(p + "0\n" for p in prefixes) if zero else ""
-        self.text = ""
+        self.zero: str | list[str] | None = (("0" if self.lines == 1 else ["0"] * self.lines) if zero else None)
+        self.entry: str | list[str] = ""
         self.value: Any = None
         self.last: int | None = None  # time of the last sample written
         self.gone = False  # no longer shown (a view that dropped the row): not written again
-        self.chunks: list[str] = []  # texts in the writer's current buffer
+        self.entries: list[str | list[str]] = []  # the writer's current buffer: entries ...
+        self.times: list[str] = []  # ... and the time of each
+        self.size = sum(map(len, self.prefixes)) + 20 * self.lines  # text bytes of one entry, about
 
-
-def _template(prefixes: Sequence[str]) -> list[str]:
-    """A histogram point's lines as parts to fill: (prefix, value, suffix) per line, values and suffixes set
-    when rendered (one join makes the text)."""
-    return [part for prefix in prefixes for part in (prefix, "", "")]
+    def text(self) -> str:
+        """The buffered samples' lines, in the order written: prefix, value and time per line."""
+        count = len(self.entries)
+        lines = self.lines
+        if lines == 1:
+            parts = [self.prefixes[0]] * (3 * count)
+            parts[1::3] = self.entries
+            parts[2::3] = self.times
+        else:
+            parts = [""] * (3 * lines * count)
+            parts[0::3] = self.prefixes * count
+            parts[1::3] = chain.from_iterable(self.entries)
+            parts[2::3] = chain.from_iterable(map(repeat, self.times, repeat(lines, count)))
+        return "".join(parts)
 
 
 def backfilled(collector: FamilyCollector) -> list[Family]:
@@ -87,15 +104,29 @@ def header(family: Family, exposed: str) -> bytes:
     return head.encode()
 
 
+def _getter(slots: Sequence[int]) -> Callable[[list], tuple]:
+    """The values of ``slots`` of a record as one tuple (compared at C level with the ones seen last)."""
+    if len(slots) == 1:
+        slot = slots[0]
+        return lambda record: (record[slot],)
+    return itemgetter(*slots) if slots else lambda record: ()
+
+
 class _RecordView:
-    """The points of one usage record: plain slots, histograms (shown once they hold a value) and keyed rows."""
+    """The points of one record: plain slots, histograms (shown once they hold a value) and keyed rows,
+    with the values they were last rendered from."""
 
-    __slots__ = ("histograms", "keyed", "scalars")
+    __slots__ = ("counts", "counts_of", "histograms", "keyed", "points", "slots_of", "values")
 
-    def __init__(self) -> None:
-        self.scalars: list[tuple[Point, int]] = []  # (point, slot index)
-        self.histograms: list[list[Any]] = []  # [point|None, family, at_sum, at_count, at_buckets, prefixes, template]
-        self.keyed: list[tuple[int, int, tuple[str, ...], str]] = []  # (family, slot, key, sample name)
+    def __init__(self, scalars: list[tuple[Point, int]], histograms: list[list[Any]],
+                 keyed: list[tuple[int, int, tuple[str, ...], str]]) -> None:
+        self.points = tuple(point for point, _ in scalars)
+        self.slots_of = _getter([slot for _, slot in scalars])
+        self.values: tuple = (None,) * len(scalars)
+        self.histograms = histograms  # [point|None, family, at_sum, at_count, at_buckets, prefixes]
+        self.counts_of = _getter([entry[3] for entry in histograms])
+        self.counts: tuple = (0,) * len(histograms)
+        self.keyed = keyed  # (family, slot, key, sample name)
 
 
 class Renderer:
@@ -109,7 +140,7 @@ class Renderer:
         self.headers = [header(f, name) for f, name in zip(self.families, self.exposed, strict=True)]
         self.const = "".join(f',{k}="{escape_label_value(v)}"' for k, v in (const_labels or {}).items())
         self.points: list[Point] = []
-        self._records: dict[tuple[str, tuple[str, ...]], _RecordView] = {}
+        self._records: dict[str, dict[tuple[str, ...], _RecordView]] = {"usage": {}, "otel": {}}
         self._rows: dict[tuple[int, tuple[str, ...]], Point] = {}  # table, view and keyed rows
         # Per record collection: its families, slot index, where a record keeps its key, its key's labels.
         self._collections = {
@@ -128,8 +159,6 @@ class Renderer:
         self._tables: dict[str, dict[tuple[str, ...], list]] = {}
         self._layouts: dict[str, list[tuple]] = {}
         self._views: dict[str, Any] | None = None
-        self._suffix = ""
-        self._suffixes: dict[int, list[str]] = {}
         self._les = {name: tuple(floatToGoString(b) for b in (*bounds, math.inf)) for name, bounds in
                      usage.bounds.items()}
 
@@ -193,13 +222,15 @@ class Renderer:
         return layout
 
     def _record_view(self, collection: str, key: tuple[str, ...]) -> _RecordView:
-        view = _RecordView()
+        scalars: list[tuple[Point, int]] = []
+        histograms: list[list[Any]] = []
+        keyed: list[tuple[int, int, tuple[str, ...], str]] = []
         key_text = self._label_text(self._collections[collection][3], key)  # escaped once for all its series
         const = self.const
         for kind, index, spec in self._layout(collection):
             if kind == "slots":
                 for name, extra_text, at in spec:
-                    view.scalars.append((self._point(index, [self._join(name, [key_text, extra_text])]), at))
+                    scalars.append((self._point(index, [self._join(name, [key_text, extra_text])]), at))
             elif kind == "histogram":
                 base, extra_text, at, les = spec
                 inner = ",".join(part for part in (key_text, extra_text) if part)
@@ -207,10 +238,10 @@ class Renderer:
                 prefixes = [f"{head}{le}{const}}} " for le in les]
                 prefixes.append(self._join(base + "_count", [inner]))
                 prefixes.append(self._join(base + "_sum", [inner]))
-                view.histograms.append([None, index, *at, prefixes, _template(prefixes)])
+                histograms.append([None, index, *at, prefixes])
             else:
-                view.keyed.append((index, spec[0], key, spec[1]))
-        self._records[(collection, key)] = view
+                keyed.append((index, spec[0], key, spec[1]))
+        view = self._records[collection][key] = _RecordView(scalars, histograms, keyed)
         return view
 
     def _row(self, index: int, labels: tuple[str, ...], value: float, changed: list[Point], new: list[Point]) -> None:
@@ -224,16 +255,14 @@ class Renderer:
             return
         point.gone = False
         point.value = value
-        point.text = point.prefixes[0] + number(value) + self._suffix
+        point.entry = number(value)
         changed.append(point)
 
     # --- one step ---------------------------------------------------------------------------------
 
-    def changes(self, events: Iterable[Event], at: int, full: bool = False) -> tuple[list[Point], list[Point]]:
+    def changes(self, events: Iterable[Event], full: bool = False) -> tuple[list[Point], list[Point]]:
         """The points whose value differs from their last rendering, after ``events`` were applied
-        (``full``: every record, as after a cut by --start), rendered for time ``at``; and the new ones."""
-        self._suffix = f" {at}\n"
-        self._suffixes: dict[int, list[str]] = {}  # this step's suffix, once per line of a histogram point
+        (``full``: every record, as after a cut by --start), with their new ``entry``; and the new ones."""
         changed: list[Point] = []
         new: list[Point] = []
         usage = self.usage
@@ -265,38 +294,32 @@ class Renderer:
 
     def _record(self, collection: str, record: list, changed: list[Point], new: list[Point]) -> None:
         key = record[self._collections[collection][2]]
-        view = self._records.get((collection, key))
+        view = self._records[collection].get(key)
         if view is None:
             view = self._record_view(collection, key)
-            new.extend(point for point, _ in view.scalars)
-        suffix = self._suffix
-        for point, at in view.scalars:
-            value = record[at]
-            if value != point.value:  # record slots are float sums of bounded values: repr is their text
-                point.value = value
-                point.text = point.prefixes[0] + repr(value) + suffix
+            new.extend(view.points)
+        values = view.slots_of(record)
+        if values != view.values:  # record slots are float sums of bounded values: repr is their text
+            moved = list(map(ne, values, view.values))
+            view.values = values
+            for point, value in zip(compress(view.points, moved), compress(values, moved), strict=True):
+                point.entry = repr(value)
                 changed.append(point)
-        for entry in view.histograms:
-            point, index, at_sum, at_count, at_buckets, prefixes, template = entry
-            count = record[at_count]
-            if not count or (point is not None and count == point.value):
-                continue
-            if point is None:
-                point = entry[0] = self._point(index, prefixes)
-                new.append(point)
-            cumulative = list(accumulate(record[at_buckets]))
-            cumulative.append(cumulative[-1])  # _count is the +Inf bucket
-            lines = len(prefixes)
-            parts = template.copy()
-            parts[1:3 * lines - 3:3] = map(str, cumulative)
-            parts[3 * lines - 2] = repr(record[at_sum])
-            suffixes = self._suffixes.get(lines)
-            if suffixes is None:
-                suffixes = self._suffixes[lines] = [suffix] * lines
-            parts[2::3] = suffixes
-            point.value = count
-            point.text = "".join(parts)
-            changed.append(point)
+        counts = view.counts_of(record)
+        if counts != view.counts:
+            moved = list(map(ne, counts, view.counts))
+            view.counts = counts
+            for entry, count in zip(compress(view.histograms, moved), compress(counts, moved), strict=True):
+                point, index, at_sum, _, at_buckets, prefixes = entry
+                if point is None:
+                    point = entry[0] = self._point(index, prefixes)
+                    new.append(point)
+                texts = list(map(str, accumulate(record[at_buckets])))
+                texts.append(texts[-1])  # _count is the +Inf bucket
+                texts.append(repr(record[at_sum]))
+                point.value = count
+                point.entry = texts
+                changed.append(point)
         for index, at, key_values, _ in view.keyed:
             for extra, value in record[at].items():
                 self._row(index, (*key_values, extra), value, changed, new)

@@ -149,7 +149,7 @@ class Sampler:
             queue.append((at + self.period, written))
 
     def _changes(self, at: int) -> list[Point]:
-        changed, new = self.renderer.changes(self.events, at, full=not self.started)
+        changed, new = self.renderer.changes(self.events, full=not self.started)
         if new:
             self.writer.register(new)
             if self.started or not self.history:
