@@ -33,14 +33,14 @@ def test_a_scrape_freezes_what_is_alive_and_a_due_sweep_frees_the_cycles_frozen_
     heap.settle()
     assert heap.sweeps == 1 and gc.get_freeze_count() > 0
     cycle = _garbage_cycle()  # garbage the collector has not seen yet when the scrape ends
-    heap.after_scrape()
+    heap.after_burst()
     gc.collect()
     assert cycle() is not None  # frozen with the heap: out of the collector's reach until the next sweep
     now[0] = 599.0
-    heap.after_scrape()
+    heap.after_burst()
     assert heap.sweeps == 1 and cycle() is not None
     now[0] = 600.0
-    heap.after_scrape()  # the sweep is due
+    heap.after_burst()  # the sweep is due
     assert heap.sweeps == 2 and cycle() is None and gc.get_freeze_count() > 0
 
 
@@ -74,11 +74,11 @@ def test_the_daemon_freezes_its_heap_after_the_initial_read_and_after_each_scrap
         from llm_log_exporter import cli
         import llm_log_exporter.exposition.heap as heap
         counts = []
-        original = heap.HeapFreezer.after_scrape
-        def after_scrape(self):
+        original = heap.HeapFreezer.after_burst
+        def after_burst(self):
             original(self)
             counts.append((self.sweeps, gc.get_freeze_count()))
-        heap.HeapFreezer.after_scrape = after_scrape
+        heap.HeapFreezer.after_burst = after_burst
         def scrape():
             import time, os, signal
             for _ in range(600):

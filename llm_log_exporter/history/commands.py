@@ -6,6 +6,7 @@ and hands it in."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import os
 import signal
@@ -24,6 +25,7 @@ from llm_log_exporter.aggregate.store import Store
 from llm_log_exporter.aggregate.summary import window_of
 from llm_log_exporter.aggregate.usage import Usage
 from llm_log_exporter.exposition.collector import FamilyCollector
+from llm_log_exporter.exposition.heap import HeapFreezer
 from llm_log_exporter.files import atomic_output, is_special
 from llm_log_exporter.history import estimate as est
 from llm_log_exporter.history.backfill import BLOCK_SECONDS
@@ -202,21 +204,25 @@ def run_replay(
         total = None if any(s.size is None for s in sources) else sum(s.size or 0 for s in sources)
         progress = Progress(sys.stderr, total, enabled=False if quiet else None, span=span)
         blocks: TsdbStats | None = None
+        heap = HeapFreezer()  # each step's samples are frozen out of the collector's reach, as a scrape's
         try:
             if target.tsdb:
                 window = estimate.window if estimate is not None else BLOCK_SECONDS
                 builder = TsdbBuilder(target.tsdb, target.jobs, options.spool_dir, window=window)
                 try:
-                    result = replay(store, ingestor, collector, sources, builder, options, max_line_bytes, progress)
+                    result = replay(store, ingestor, collector, sources, builder, options, max_line_bytes, progress,
+                                    after_step=heap.after_burst)
                     blocks = builder.finish()
                 finally:
                     builder.abort()
             else:
                 assert target.output is not None
                 with _output(target.output) as out:
-                    result = replay(store, ingestor, collector, sources, out, options, max_line_bytes, progress)
+                    result = replay(store, ingestor, collector, sources, out, options, max_line_bytes, progress,
+                                    after_step=heap.after_burst)
         finally:
             progress.finish()
+            gc.unfreeze()  # the caller's heap as it was (tests replay in-process)
     for warning in result.warnings:
         _say(f"warning: {warning}")
     if not quiet:

@@ -88,7 +88,7 @@ class Sampler:
     and every series once at the end."""
 
     def __init__(self, renderer: Renderer, writer: OpenMetricsWriter, step: int, lookback: int,
-                 first_emit: float | None) -> None:
+                 first_emit: float | None, after_step: Callable[[], None] | None = None) -> None:
         self.renderer = renderer
         self.writer = writer
         self.step = step
@@ -104,6 +104,7 @@ class Sampler:
         self.started = False  # the first sample is written
         self.history = False  # events counted before the first sample (a --start cut): no 0 points first
         self.late = 0
+        self.after_step = after_step  # the caller's, after each step's samples (the heap policy: heap.py)
 
     def changed(self, ts: float, event: Event) -> None:
         """An event at ``ts`` was applied."""
@@ -147,6 +148,8 @@ class Sampler:
             written += repeat(queue.popleft()[1], at, since)
         if written:
             queue.append((at + self.period, written))
+        if self.after_step is not None:
+            self.after_step()
 
     def _changes(self, at: int) -> list[Point]:
         changed, new = self.renderer.changes(self.events, full=not self.started)
@@ -185,9 +188,11 @@ def replay(
     max_line_bytes: int = 1 << 20,
     progress: Progress | None = None,
     now: float | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> ReplayResult:
     """Read ``sources`` in event-time order through ``ingestor`` into ``store`` and write the backfill
-    to ``out``: one OpenMetrics stream, or a window per Prometheus block handed to a ``WindowSink``."""
+    to ``out``: one OpenMetrics stream, or a window per Prometheus block handed to a ``WindowSink``.
+    ``after_step`` is called after each time samples were written at."""
     began = time.perf_counter()
     now = time.time() if now is None else now
     if not 1 <= options.lookback <= MAX_LOOKBACK:
@@ -204,7 +209,7 @@ def replay(
     step = options.step
     end = min(options.end, now) if options.end is not None else (now if options.until_now else None)
     first_emit = math.ceil(options.start / step) * step if options.start is not None else None
-    sampler = Sampler(renderer, writer, step, options.lookback, first_emit)
+    sampler = Sampler(renderer, writer, step, options.lookback, first_emit, after_step)
     handlers = store.usage.handlers
     changed = sampler.changed
     applied = after_end = 0
