@@ -64,6 +64,17 @@ def test_layout_is_valid_and_spilling_changes_nothing() -> None:
     assert max(steps) - min(steps) > 5 * 3600
 
 
+def test_bucket_counts_beyond_the_table_of_number_texts_are_written_alike(monkeypatch) -> None:
+    from llm_log_exporter.history import render
+
+    text, _ = run(HISTORY_FILES)
+    monkeypatch.setattr(render, "MAX_NUMBER_TEXTS", 3)  # counts of 3 and more made by str() each time
+    beyond, _ = run(HISTORY_FILES)
+    assert beyond == text
+    assert any(value >= 3 for name, points in read_openmetrics(text)[1].items() if "_bucket" in str(name)
+               for _, value in points)
+
+
 def test_last_samples_equal_the_live_exporter(tmp_path: Path) -> None:
     """The same code counts: a replay's final values are what the daemon serves for the files."""
     plain = tmp_path / "b.jsonl"

@@ -47,6 +47,9 @@ def number(value: float) -> str:
     return repr(float(value))
 
 
+MAX_NUMBER_TEXTS = 1 << 18  # bucket counts whose text is kept (~15 MB at most); larger ones are made each time
+
+
 class Point:
     """One series, or one histogram point (its lines: buckets, count, sum), and what the writer holds of it.
 
@@ -159,6 +162,7 @@ class Renderer:
         self._tables: dict[str, dict[tuple[str, ...], list]] = {}
         self._layouts: dict[str, list[tuple]] = {}
         self._views: dict[str, Any] | None = None
+        self._numbers: list[str] = []  # str(i) at i, for bucket counts
         self._les = {name: tuple(floatToGoString(b) for b in (*bounds, math.inf)) for name, bounds in
                      usage.bounds.items()}
 
@@ -307,6 +311,7 @@ class Renderer:
                 changed.append(point)
         counts = view.counts_of(record)
         if counts != view.counts:
+            numbers = self._numbers
             moved = list(map(ne, counts, view.counts))
             view.counts = counts
             for entry, count in zip(compress(view.histograms, moved), compress(counts, moved), strict=True):
@@ -314,7 +319,8 @@ class Renderer:
                 if point is None:
                     point = entry[0] = self._point(index, prefixes)
                     new.append(point)
-                texts = list(map(str, accumulate(record[at_buckets])))
+                text_of = numbers.__getitem__ if count < len(numbers) else self._text_of(count)
+                texts = list(map(text_of, accumulate(record[at_buckets])))
                 texts.append(texts[-1])  # _count is the +Inf bucket
                 texts.append(repr(record[at_sum]))
                 point.value = count
@@ -323,6 +329,15 @@ class Renderer:
         for index, at, key_values, _ in view.keyed:
             for extra, value in record[at].items():
                 self._row(index, (*key_values, extra), value, changed, new)
+
+    def _text_of(self, count: int) -> Callable[[int], str]:
+        """The text of a number up to ``count``: a lookup in the table (str() per bucket and step costs
+        twice as much), grown by doubling; ``str`` beyond ``MAX_NUMBER_TEXTS``."""
+        numbers = self._numbers
+        if count >= MAX_NUMBER_TEXTS:
+            return str
+        numbers.extend(map(str, range(len(numbers), min(MAX_NUMBER_TEXTS, max(2 * count, 1024)))))
+        return numbers.__getitem__
 
     def _small(self, changed: list[Point], new: list[Point]) -> None:
         """Table and view families, rebuilt only when their values moved."""
