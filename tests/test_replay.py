@@ -75,6 +75,15 @@ def test_bucket_counts_beyond_the_table_of_number_texts_are_written_alike(monkey
                for _, value in points)
 
 
+def test_a_first_step_with_thousands_of_calls_of_one_series(tmp_path: Path) -> None:
+    log = tmp_path / "busy.jsonl"
+    log.write_text("".join(line(T0 + i / 1000, duration_s=0.3) for i in range(3000)))
+    text, _ = run([log])
+    series = read_openmetrics(text)[1]
+    counts = [points for name, points in series.items() if "llm_request_duration_seconds_count" in str(name)]
+    assert [value for _, value in counts[0]][-1] == 3000
+
+
 def test_last_samples_equal_the_live_exporter(tmp_path: Path) -> None:
     """The same code counts: a replay's final values are what the daemon serves for the files."""
     plain = tmp_path / "b.jsonl"

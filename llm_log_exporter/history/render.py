@@ -336,7 +336,8 @@ class Renderer:
         numbers = self._numbers
         if count >= MAX_NUMBER_TEXTS:
             return str
-        numbers.extend(map(str, range(len(numbers), min(MAX_NUMBER_TEXTS, max(2 * count, 1024)))))
+        size = min(MAX_NUMBER_TEXTS, max(2 * int(count), 1024))  # a record's counts are floats
+        numbers.extend(map(str, range(len(numbers), size)))
         return numbers.__getitem__
 
     def _small(self, changed: list[Point], new: list[Point]) -> None:
