@@ -20,10 +20,12 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from operator import attrgetter
+from typing import Any, BinaryIO
 
 from llm_log_exporter.history.render import Point
 
+ENTRY = attrgetter("entry")
 DEFAULT_RUN_BYTES = 256 << 20
 BLOCK_SECONDS = 7200  # Prometheus' block range (2 h), which promtool aligns its blocks to
 # The block lengths promtool writes with --max-block-duration (Prometheus' compaction ranges, 2 h × 3^k).
@@ -104,18 +106,19 @@ class OpenMetricsWriter:
         stats.last_ts = ts
         return f" {ts}\n"
 
-    def write(self, points: list[Point], ts: int) -> None:
-        """``points``, their ``entry`` freshly rendered, at ``ts``."""
+    def write(self, points: list[Point], entries: list[Any], ts: int) -> None:
+        """``points`` at ``ts``, with ``entries`` (their value texts, in the same order)."""
         if not points:
             return
         suffix = self._at(ts)
         touched = self._touched
         size = 0
-        for point in points:
-            entries = point.entries
-            if not entries:
+        for point, entry in zip(points, entries, strict=True):
+            point.entry = entry
+            buffered = point.entries
+            if not buffered:
                 touched.append(point)
-            entries.append(point.entry)
+            buffered.append(entry)
             point.times.append(suffix)
             size += point.size
             point.last = ts
@@ -125,12 +128,13 @@ class OpenMetricsWriter:
         """The points of ``points`` last written at ``since`` and still shown, unchanged, again at ``ts``
         (re-emission before Prometheus' lookback loses them); returns them."""
         done = [point for point in points if point.last == since and not point.gone]
-        self.write(done, ts)
+        self.write(done, list(map(ENTRY, done)), ts)
         return done
 
     def last(self, points: list[Point], ts: int) -> None:
         """Every shown point not written at ``ts`` yet, again at ``ts``: the end of the backfill."""
-        self.write([p for p in points if p.last is not None and p.last != ts and not p.gone], ts)
+        points = [p for p in points if p.last is not None and p.last != ts and not p.gone]
+        self.write(points, list(map(ENTRY, points)), ts)
 
     def zeros(self, points: list[Point], ts: int) -> None:
         """A 0 point at ``ts`` for each new counter and histogram of ``points`` (before their first sample)."""

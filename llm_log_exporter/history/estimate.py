@@ -218,7 +218,7 @@ def estimate(estimator: Estimator, step: int | None, lookback: int, period: int,
     if step is None:
         step = auto_step(span, lookback)
     renderer = estimator.renderer
-    changed, _ = renderer.changes((), full=True)
+    changed, _, _ = renderer.changes((), full=True)
     series = sum(point.lines for point in changed)
     line_bytes = (sum(point.size for point in changed) / series) if series else 100.0
     records = max(1, len(estimator.usage.records))

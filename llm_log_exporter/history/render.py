@@ -53,7 +53,7 @@ MAX_NUMBER_TEXTS = 1 << 18  # bucket counts whose text is kept (~15 MB at most);
 class Point:
     """One series, or one histogram point (its lines: buckets, count, sum), and what the writer holds of it.
 
-    ``entry`` is its value text as last rendered (a str; a histogram's, one str per line), ``value`` what
+    ``entry`` is its value text as last written (a str; a histogram's, one str per line), ``value`` what
     tells a row's change (its number; a histogram's count; a record's slots are compared by its view).
     The writer's buffer is ``entries`` and ``times`` (``" {ts}\\n"``), one pair per time written; ``text``
     makes their lines.
@@ -248,7 +248,8 @@ class Renderer:
         view = self._records[collection][key] = _RecordView(scalars, histograms, keyed)
         return view
 
-    def _row(self, index: int, labels: tuple[str, ...], value: float, changed: list[Point], new: list[Point]) -> None:
+    def _row(self, index: int, labels: tuple[str, ...], value: float, changed: list[Point], entries: list[Any],
+             new: list[Point]) -> None:
         point = self._rows.get((index, labels))
         if point is None:
             family = self.families[index]
@@ -259,15 +260,17 @@ class Renderer:
             return
         point.gone = False
         point.value = value
-        point.entry = number(value)
         changed.append(point)
+        entries.append(number(value))
 
     # --- one step ---------------------------------------------------------------------------------
 
-    def changes(self, events: Iterable[Event], full: bool = False) -> tuple[list[Point], list[Point]]:
+    def changes(self, events: Iterable[Event], full: bool = False) -> tuple[list[Point], list[Any], list[Point]]:
         """The points whose value differs from their last rendering, after ``events`` were applied
-        (``full``: every record, as after a cut by --start), with their new ``entry``; and the new ones."""
+        (``full``: every record, as after a cut by --start), their new entries (in the same order); and the
+        new points."""
         changed: list[Point] = []
+        entries: list[Any] = []
         new: list[Point] = []
         usage = self.usage
         records: Iterable[list] | None = None
@@ -289,14 +292,15 @@ class Renderer:
             else:
                 records = touched.values()
         for record in usage.records.values() if records is None else records:
-            self._record("usage", record, changed, new)
+            self._record("usage", record, changed, entries, new)
         if self._collections["otel"][0]:
             for record in usage.otel_records.values():
-                self._record("otel", record, changed, new)
-        self._small(changed, new)
-        return changed, new
+                self._record("otel", record, changed, entries, new)
+        self._small(changed, entries, new)
+        return changed, entries, new
 
-    def _record(self, collection: str, record: list, changed: list[Point], new: list[Point]) -> None:
+    def _record(self, collection: str, record: list, changed: list[Point], entries: list[Any],
+                new: list[Point]) -> None:
         key = record[self._collections[collection][2]]
         view = self._records[collection].get(key)
         if view is None:
@@ -306,9 +310,8 @@ class Renderer:
         if values != view.values:  # record slots are float sums of bounded values: repr is their text
             moved = list(map(ne, values, view.values))
             view.values = values
-            for point, value in zip(compress(view.points, moved), compress(values, moved), strict=True):
-                point.entry = repr(value)
-                changed.append(point)
+            changed.extend(compress(view.points, moved))
+            entries.extend(map(repr, compress(values, moved)))
         counts = view.counts_of(record)
         if counts != view.counts:
             numbers = self._numbers
@@ -324,11 +327,11 @@ class Renderer:
                 texts.append(texts[-1])  # _count is the +Inf bucket
                 texts.append(repr(record[at_sum]))
                 point.value = count
-                point.entry = texts
                 changed.append(point)
+                entries.append(texts)
         for index, at, key_values, _ in view.keyed:
             for extra, value in record[at].items():
-                self._row(index, (*key_values, extra), value, changed, new)
+                self._row(index, (*key_values, extra), value, changed, entries, new)
 
     def _text_of(self, count: int) -> Callable[[int], str]:
         """The text of a number up to ``count``: a lookup in the table (str() per bucket and step costs
@@ -340,7 +343,7 @@ class Renderer:
         numbers.extend(map(str, range(len(numbers), size)))
         return numbers.__getitem__
 
-    def _small(self, changed: list[Point], new: list[Point]) -> None:
+    def _small(self, changed: list[Point], entries: list[Any], new: list[Point]) -> None:
         """Table and view families, rebuilt only when their values moved."""
         usage = self.usage
         for table, indexes in self._table_families.items():
@@ -350,22 +353,22 @@ class Renderer:
             self._tables[table] = {key: list(row) for key, row in rows.items()}
             snap = Snapshot(tables={table: rows})
             for index in indexes:
-                self._rebuild(index, snap, changed, new)
+                self._rebuild(index, snap, changed, entries, new)
         if self._view_families:
             views = usage.views()
             if views != self._views:
                 self._views = views
                 snap = Snapshot(views=views)
                 for index in self._view_families:
-                    self._rebuild(index, snap, changed, new)
+                    self._rebuild(index, snap, changed, entries, new)
 
-    def _rebuild(self, index: int, snap: Snapshot, changed: list[Point], new: list[Point]) -> None:
+    def _rebuild(self, index: int, snap: Snapshot, changed: list[Point], entries: list[Any], new: list[Point]) -> None:
         metric = build(self.families[index], self.exposed[index], snap)
         shown = set()
         for labels, value, _exemplar in metric.rows if metric is not None else ():  # type: ignore[attr-defined]
             labels = tuple(labels)
             shown.add(labels)
-            self._row(index, labels, value, changed, new)
+            self._row(index, labels, value, changed, entries, new)
         for (family, labels), point in self._rows.items():
             if family == index and labels not in shown:
                 point.gone = True

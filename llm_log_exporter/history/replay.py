@@ -152,12 +152,12 @@ class Sampler:
             self.after_step()
 
     def _changes(self, at: int) -> list[Point]:
-        changed, new = self.renderer.changes(self.events, full=not self.started)
+        changed, entries, new = self.renderer.changes(self.events, full=not self.started)
         if new:
             self.writer.register(new)
             if self.started or not self.history:
                 self.writer.zeros(new, math.ceil(at / self.tick) * self.tick - self.tick)
-        self.writer.write(changed, at)
+        self.writer.write(changed, entries, at)
         self.started = True
         self.dirty = False
         self.events = []
