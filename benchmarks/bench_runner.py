@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import compileall
 import cProfile
 import http.client
 import importlib.metadata
@@ -683,6 +684,9 @@ def main() -> None:
     if only - set(SECTIONS):
         parser.error(f"--only: unknown {', '.join(sorted(only - set(SECTIONS)))}")
     mtail = MTAIL is not None and not args.no_mtail
+    # The processes timed here import the package from bytecode, as an installed one does (pip compiles it at
+    # install); a checkout under PYTHONDONTWRITEBYTECODE would compile every module again in every process.
+    compileall.compile_dir(str(ROOT / "llm_log_exporter"), quiet=1)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="llm-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     n, runs = args.n, args.runs
