@@ -20,7 +20,7 @@ from collections.abc import Callable
 from llm_log_exporter.aggregate.prices import PriceTable
 from llm_log_exporter.aggregate.store import FileStats, Store
 from llm_log_exporter.events import CallPart, Event, InvalidLine, Request
-from llm_log_exporter.parsers import ParseFn, fast_line_of, parse_line
+from llm_log_exporter.parsers import ParseFn, fast_line_of, parse_generic
 
 log = logging.getLogger("llm_log_exporter")
 
@@ -105,19 +105,32 @@ class Ingestor:
         if last_ts is None:
             last_ts = -math.inf
         for index, line in enumerate(lines):
+            if fast is not None:  # the common line, one request: no list, one pass
+                event = fast(line)
+                if event is not None:
+                    ts = event.ts
+                    if ts is not None:
+                        if ts > latest:
+                            self._reject(stats, path, lines, index, first_lineno, first_offset, self._future(ts))
+                            continue
+                        if ts > last_ts:
+                            last_ts = ts
+                    if event.cost_usd is None:
+                        event = self._fill_cost(event)
+                    parsed += 1
+                    append(event)
+                    continue
             if len(line) < 2 and (not line or line == b"\r"):
                 skipped += 1
                 continue
-            events = fast(line) if fast is not None else None
-            if events is None:
-                try:
-                    events = parse_line(parse, line)
-                except InvalidLine as err:
-                    self._reject(stats, path, lines, index, first_lineno, first_offset, err)
-                    continue
-                if not events:
-                    skipped += 1
-                    continue
+            try:
+                events = parse_generic(parse, line)
+            except InvalidLine as err:
+                self._reject(stats, path, lines, index, first_lineno, first_offset, err)
+                continue
+            if not events:
+                skipped += 1
+                continue
             for event in events:
                 ts = event.ts
                 if ts is not None and ts > latest:

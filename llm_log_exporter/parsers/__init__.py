@@ -30,8 +30,9 @@ FORMATS: dict[str, ModuleType] = {
 }
 
 AUTO = "auto"
-FastLine = Callable[[bytes], "list[Event] | None"]
-# Parse functions whose native lines may skip the generic decoding: raw line → events, or None (not sure).
+FastLine = Callable[[bytes], "Event | None"]
+# Parse functions whose native lines may skip the generic decoding: raw line → its one event, or None
+# (not sure: the generic decoding decides).
 _FAST_LINES: dict[ParseFn, FastLine] = {}
 
 
@@ -61,7 +62,7 @@ def get_parser(name: str, options: ParserOptions | None = None) -> ParseFn:
                     return parse(obj)
             raise InvalidLine("unknown_format")
 
-        _FAST_LINES[parse_auto] = native.fast_line
+        _FAST_LINES[parse_auto] = native.fast_event
         return parse_auto
     try:
         module = FORMATS[name]
@@ -69,7 +70,7 @@ def get_parser(name: str, options: ParserOptions | None = None) -> ParseFn:
         raise ValueError(f"unknown format {name!r}; choose from {', '.join(names())}") from None
     parse = _bound(module, options)
     if module is native:
-        _FAST_LINES[parse] = native.fast_line
+        _FAST_LINES[parse] = native.fast_event
     return parse
 
 
@@ -92,14 +93,19 @@ def parse_line(parse: ParseFn, line: bytes) -> list[Event]:
     """One raw line → its events, or ``InvalidLine`` with the reason it was rejected.
 
     The hot path of every reader: a native request line is decoded straight into its event where the
-    format allows (``native.fast_line``); otherwise decoding is written out here rather than calling
-    ``decode_object``.
+    format allows (``native.fast_event``); otherwise ``parse_generic``.
     """
     fast = _FAST_LINES.get(parse)
     if fast is not None:
-        events = fast(line)
-        if events is not None:
-            return events
+        event = fast(line)
+        if event is not None:
+            return [event]
+    return parse_generic(parse, line)
+
+
+def parse_generic(parse: ParseFn, line: bytes) -> list[Event]:
+    """``parse_line`` without the shortcut, for a reader that tried it already: orjson, then ``parse``;
+    decoding is written out here rather than calling ``decode_object``."""
     try:
         obj = _loads(line)
     except _JSONDecodeError:
