@@ -181,14 +181,14 @@ def test_typed_decoder_agrees_with_orjson_and_the_dict_path(obj: dict, base: dic
     import orjson
 
     line = orjson.dumps({**base, **obj})
-    fast = native.fast_line(line)
+    fast = native.fast_event(line)
     if fast is not None:
-        assert fast == native.parse(orjson.loads(line))
+        assert [fast] == native.parse(orjson.loads(line))
 
 
 def test_without_msgspec_every_line_takes_the_dict_path_with_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
     """msgspec is a dependency, but an environment without it (a distro package, a failed wheel) still
-    counts every line exactly: ``fast_line`` steps aside and orjson + ``_fast_request`` take over."""
+    counts every line exactly: ``fast_event`` steps aside and orjson + ``_fast_request`` take over."""
     from llm_log_exporter.parsers import parse_line
 
     lines = [line for path in (FIXTURES / "sample.jsonl", FIXTURES / "history" / "gateway-a.jsonl")
@@ -205,9 +205,9 @@ def test_without_msgspec_every_line_takes_the_dict_path_with_the_same_result(mon
         return seen
 
     typed = outcomes()
-    assert sum(native.fast_line(line) is not None for line in lines) > len(lines) // 2
+    assert sum(native.fast_event(line) is not None for line in lines) > len(lines) // 2
     monkeypatch.setattr(native, "msgspec", None)
-    assert all(native.fast_line(line) is None for line in lines)
+    assert all(native.fast_event(line) is None for line in lines)
     assert outcomes() == typed
 
 
@@ -221,7 +221,7 @@ def test_without_msgspec_every_line_takes_the_dict_path_with_the_same_result(mon
 def test_typed_decoder_leaves_every_odd_line_to_the_generic_path(line: bytes) -> None:
     from llm_log_exporter.parsers import parse_line
 
-    assert native.fast_line(line) is None
+    assert native.fast_event(line) is None
     parse = get_parser("auto")
     try:
         events = parse_line(parse, line)

@@ -11,7 +11,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Annotated, Any, Literal
 
-try:  # the typed decoder (see fast_line); without it every line takes orjson and the dict fast path
+try:  # the typed decoder (see fast_event); without it every line takes orjson and the dict fast path
     import msgspec
     from msgspec import Meta
 except ImportError:  # pragma: no cover - msgspec is a dependency; the fallback keeps the parser exact anyway
@@ -241,12 +241,6 @@ def fast_event(line: bytes) -> Request | None:
                           o.completion_tokens or 0, o.cached_tokens or 0, o.cache_write_tokens or 0,
                           o.reasoning_tokens or 0, o.cost_usd, o.cache_hit, None, o.served_model or None,
                           o.tokens_estimated, attribution, o.trace_id or ""))
-
-
-def fast_line(line: bytes) -> list[Event] | None:
-    """``fast_event`` as a parse result: the line's events, or None."""
-    event = fast_event(line)
-    return None if event is None else [event]
 
 
 def _trace_id(obj: dict[str, Any]) -> str:
