@@ -285,6 +285,29 @@ def test_tsdb_without_promtool_says_what_to_do(tmp_path: Path) -> None:
     assert b"promtool was not found on PATH" in done.stderr and b"-o FILE" in done.stderr
 
 
+@pytest.mark.parametrize("user_gogc", [None, "150"])
+def test_promtool_runs_with_a_larger_gc_target_unless_the_user_sets_one(tmp_path: Path, user_gogc: str | None) -> None:
+    """promtool is most of a backfill's CPU: replay gives it GOGC=400, and a GOGC of the user's wins."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool (Debian: prometheus) is installed by .ci/run"
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    seen = tmp_path / "gogc.txt"
+    (shim / "promtool").write_text(f'#!/bin/sh\necho "${{GOGC-unset}}" >> {seen}\nexec {promtool} "$@"\n')
+    (shim / "promtool").chmod(0o755)
+    log = big_log(tmp_path / "u.jsonl", 200)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": f"{shim}:{os.environ['PATH']}"}
+    env.pop("GOGC", None)
+    if user_gogc:
+        env["GOGC"] = user_gogc
+    done = subprocess.run([sys.executable, "-m", "llm_log_exporter", "replay", str(log), "--tsdb",
+                           str(tmp_path / "data"), "--end", str(T0 + 200 * 30)], capture_output=True, env=env,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert seen.read_text().split() == [user_gogc or "400"]  # one window, one promtool
+    assert [p for p in (tmp_path / "data").iterdir() if (p / "meta.json").exists()]  # the real promtool wrote it
+
+
 @pytest.mark.slow
 def test_tsdb_blocks_one_per_window_each_read_once(tmp_path: Path) -> None:
     data = tmp_path / "data"

@@ -13,6 +13,10 @@ Blocks are made in a staging directory inside DATA_DIR (``.llm-replay-*``, which
 and moved into DATA_DIR only when every window succeeded: an interrupted or failed replay leaves
 DATA_DIR as it was. promtool's own scratch files go to the spool too (its ``TMPDIR``), so stopping the
 replay removes everything it made.
+
+promtool is ~90 % of a ``--tsdb`` backfill's CPU, and Go's collector a good part of promtool's: it runs
+with ``GOGC=400`` unless the environment sets ``GOGC`` (on an 18 h window of 1.9 M samples, promtool
+2.42 took 10-15 % less CPU for 90-180 MB more memory, ~0.45-0.52 GB in all).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import tempfile
 from dataclasses import dataclass, field
 
 from llm_log_exporter.history.backfill import BLOCK_RANGES, BLOCK_SECONDS, WindowSink
+
+PROMTOOL_GOGC = "400"  # Go's GC target for promtool, unless the environment sets GOGC
 
 
 class TsdbError(RuntimeError):
@@ -73,7 +79,7 @@ class TsdbBuilder(WindowSink):
         self.spool = tempfile.mkdtemp(prefix="llm-replay-windows-", dir=spool_dir)
         self.scratch = os.path.join(self.spool, "promtool-tmp")
         os.mkdir(self.scratch)
-        self.env = {**os.environ, "TMPDIR": self.scratch}
+        self.env = {"GOGC": PROMTOOL_GOGC, **os.environ, "TMPDIR": self.scratch}
         self.running: list[_Job] = []
         self.stats = TsdbStats(window=window)
 
