@@ -36,7 +36,7 @@ FINE_STEP = 60
 # Costs measured on 2 shared vCPUs (benchmarks/bench_backfill.py, bench_replay.py): the time estimate only.
 SECONDS_PER_EVENT = 8e-6
 SECONDS_PER_SAMPLE = 0.8e-6  # rendering and writing the text: 0.5 µs on months (mostly re-emissions), 1.4 on hours
-PROMTOOL_SECONDS_PER_SAMPLE = 4.0e-6  # promtool's CPU per sample, spread over --jobs
+PROMTOOL_SECONDS_PER_SAMPLE = 3.0e-6  # promtool's CPU per sample at GOGC=400 (tsdb.py), spread over --jobs
 BLOCK_BYTES_PER_SAMPLE = 4.0  # 2 h blocks with ~24 samples per series (Prometheus compacts them later)
 WINDOW_TEXT_BYTES = 256 << 20  # a --tsdb window's OpenMetrics text: the spool and promtool's memory per job
 
