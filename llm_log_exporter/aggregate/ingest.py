@@ -20,7 +20,7 @@ from collections.abc import Callable
 from llm_log_exporter.aggregate.prices import PriceTable
 from llm_log_exporter.aggregate.store import FileStats, Store
 from llm_log_exporter.events import CallPart, Event, InvalidLine, Request
-from llm_log_exporter.parsers import ParseFn, fast_line_of, parse_generic
+from llm_log_exporter.parsers import ParseFn, fast_event_of, parse_generic
 
 log = logging.getLogger("llm_log_exporter")
 
@@ -95,7 +95,7 @@ class Ingestor:
         alone (it applies events later, in time order), so a per-event step added here (pricing,
         enrichment) serves both. The caller holds ``store.lock``."""
         parse = self.parse
-        fast = fast_line_of(parse)  # tried first, as parse_line does: looked up once per batch
+        fast = fast_event_of(parse)  # tried first, as parse_line does: looked up once per batch
         stats = self.store.file(path)
         out: list[Event] = []
         append = out.append

@@ -30,15 +30,15 @@ FORMATS: dict[str, ModuleType] = {
 }
 
 AUTO = "auto"
-FastLine = Callable[[bytes], "Event | None"]
+FastEvent = Callable[[bytes], "Event | None"]
 # Parse functions whose native lines may skip the generic decoding: raw line → its one event, or None
 # (not sure: the generic decoding decides).
-_FAST_LINES: dict[ParseFn, FastLine] = {}
+_FAST_EVENTS: dict[ParseFn, FastEvent] = {}
 
 
-def fast_line_of(parse: ParseFn) -> FastLine | None:
+def fast_event_of(parse: ParseFn) -> FastEvent | None:
     """The shortcut ``parse_line`` tries first for ``parse``: a reader's loop can look it up once per batch."""
-    return _FAST_LINES.get(parse)
+    return _FAST_EVENTS.get(parse)
 
 
 def names() -> list[str]:
@@ -62,7 +62,7 @@ def get_parser(name: str, options: ParserOptions | None = None) -> ParseFn:
                     return parse(obj)
             raise InvalidLine("unknown_format")
 
-        _FAST_LINES[parse_auto] = native.fast_event
+        _FAST_EVENTS[parse_auto] = native.fast_event
         return parse_auto
     try:
         module = FORMATS[name]
@@ -70,7 +70,7 @@ def get_parser(name: str, options: ParserOptions | None = None) -> ParseFn:
         raise ValueError(f"unknown format {name!r}; choose from {', '.join(names())}") from None
     parse = _bound(module, options)
     if module is native:
-        _FAST_LINES[parse] = native.fast_event
+        _FAST_EVENTS[parse] = native.fast_event
     return parse
 
 
@@ -95,7 +95,7 @@ def parse_line(parse: ParseFn, line: bytes) -> list[Event]:
     The hot path of every reader: a native request line is decoded straight into its event where the
     format allows (``native.fast_event``); otherwise ``parse_generic``.
     """
-    fast = _FAST_LINES.get(parse)
+    fast = _FAST_EVENTS.get(parse)
     if fast is not None:
         event = fast(line)
         if event is not None:
